@@ -1,0 +1,3 @@
+from cryptodb.cli import main
+
+raise SystemExit(main())

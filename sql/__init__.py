@@ -1,0 +1,1 @@
+"""Mode scripts shipped with cryptodb: research, backtest, arbitrage, live, export."""

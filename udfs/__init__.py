@@ -1,0 +1,1 @@
+"""Window and row-wise quant kernels: pure numba steps over Arrow arrays, in one registry."""
