@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import re
 
-# Longest first, so that "BTCUSDT" splits as BTC + USDT and not BTCUSD + T.
-QUOTE_ASSETS = sorted(
-    ["USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI", "USD", "EUR", "GBP", "JPY", "AUD", "CAD",
-     "CHF", "TRY", "BRL", "BTC", "ETH", "BNB"],
-    key=len,
-    reverse=True,
-)
+# Tried in this order: stablecoins before USD so that BTCUSDT is BTC-USDT; no TUSD, which would
+# split DOTUSD as DO-TUSD and XBTUSD as XB-TUSD.
+QUOTE_ASSETS = ["USDT", "USDC", "BUSD", "FDUSD", "USD", "DAI", "EUR", "GBP", "JPY", "AUD", "CAD",
+                "CHF", "TRY", "BRL", "BTC", "ETH", "BNB"]
 # Venue-specific asset codes with a common name.
 ASSET_ALIASES = {"XBT": "BTC", "XDG": "DOGE"}
 _VALID = re.compile(r"^[A-Z0-9]+(-[A-Z0-9]+)*$")
