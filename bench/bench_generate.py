@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 
 from cryptodb.ingest.generator import generate, generate_exchanges
