@@ -82,6 +82,8 @@ class KernelSpec:
     growable: tuple[str, ...] = ()
     # Checks across parameters, after each was converted: raise KernelParamError naming the kernel.
     validate: Callable[[dict], None] | None = None
+    # Parameter sets worth showing and testing when the defaults alone are not a valid call.
+    examples: tuple[dict, ...] = ()
 
     @property
     def is_struct(self) -> bool:
@@ -117,7 +119,7 @@ class KernelSpec:
             if p.name not in values or values[p.name] is None:
                 if p.default is REQUIRED:
                     raise KernelParamError(f"{self.name}: parameter {p.name!r} is required ({self.signature()})")
-                bound[p.name] = p.default
+                bound[p.name] = None if p.default is None else _convert(self.name, p, p.default)
                 continue
             bound[p.name] = _convert(self.name, p, values[p.name])
         if self.validate:

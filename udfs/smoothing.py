@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 
 import numpy as np
@@ -96,7 +97,7 @@ register(KernelSpec(
     params=(Param("alpha", "float", None, "(0,1]", "smoothing factor"),
             Param("halflife", "interval", None, doc="half-life for irregular ticks: a = 1 - exp(-ln2 dt/h)")),
     outputs=(Output("value"),), state=_ewma_state, step=_ewma_step, validate=_ewma_validate,
-    category="smoothing"))
+    category="smoothing", examples=({"alpha": 0.1}, {"halflife": datetime.timedelta(seconds=30)})))
 
 
 # -- TA-Lib EMA cascades (EMA, DEMA, TEMA) ----------------------------------------------------------
