@@ -48,6 +48,7 @@ class Database:
     def __init__(self, path: str | Path | None = None, read_only: bool = False):
         self.read_only = read_only
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._engine = None
         self._tmp: str | None = None
         if path is None or str(path) == ":memory:":
             self.path = None
@@ -77,6 +78,15 @@ class Database:
             self._con = self._open()
         return self._con
 
+    @property
+    def engine(self):
+        from cryptodb.engine import Engine
+
+        con = self.con
+        if self._engine is None or self._engine.con is not con:
+            self._engine = Engine(con, self.store.root / "_views")
+        return self._engine
+
     def _open(self) -> duckdb.DuckDBPyConnection:
         if self.path is None:
             con = duckdb.connect(":memory:")
@@ -100,32 +110,42 @@ class Database:
 
     # -- queries ----------------------------------------------------------------------------
     def sql(self, query: str, params=None):
-        """Run one statement; a query returns a DuckDB relation (.df(), .pl(), .to_arrow_table(), .show())."""
-        return self.con.sql(query, params=params)
+        """Run one statement, kernels included; a query returns a DuckDB relation
+        (.df(), .pl(), .to_arrow_table(), .fetchall(), .show()), other statements None."""
+        return self.engine.run(query, params)
 
     def execute(self, script: str) -> list[StatementResult]:
         """Run every statement of an SQL text in order; return each with its rows, if any."""
         results = []
         for stmt in self.con.extract_statements(script):
-            if stmt.type.name in _RESULT_STATEMENTS:
-                table, types = self._fetch(stmt.query)
-            else:
-                self.con.execute(stmt.query).fetchall()
-                table = types = None
-            results.append(StatementResult(stmt.query.strip().rstrip(";").strip(), table, types))
+            text = stmt.query.strip().rstrip(";").strip()
+            shows_rows = stmt.type.name in _RESULT_STATEMENTS
+            table, types = self._run(text, shows_rows)
+            results.append(StatementResult(text, table, types))
         return results
 
-    def _fetch(self, query: str, attempts: int = 3) -> tuple[pa.Table, list[str]]:
-        """Run a query to the end; re-run it if a compaction swapped files out from under it."""
+    def _run(self, query: str, fetch: bool, attempts: int = 3) -> tuple[pa.Table | None, list[str] | None]:
+        """Run a statement to the end; re-run a query whose files a compaction swapped out."""
         for attempt in range(attempts):
             try:
-                rel = self.con.sql(query)
+                rel = self.engine.run(query)
+                if rel is None:
+                    return None, None
+                if not fetch:
+                    rel.fetchall()
+                    return None, None
                 return rel.to_arrow_table(), [str(t) for t in rel.types]
             except duckdb.IOException as e:
-                if attempt + 1 == attempts or not _vanished_store_file(e, self.store):
+                if attempt + 1 == attempts or not fetch or not _vanished_store_file(e, self.store):
                     raise
                 log.debug("re-running a query whose files a compaction replaced: %s", e)
         raise AssertionError("unreachable")
+
+    def refresh_views(self) -> list[str]:
+        """Recompute the stored rows of every view that calls kernels; return their names."""
+        from cryptodb.engine import refresh_views
+
+        return refresh_views(self.engine)
 
     def set_params(self, **params) -> None:
         """Make each parameter available to SQL as getvariable('name')."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 from .kernel import KernelSpec, Output, Param, Window
 from .registry import register

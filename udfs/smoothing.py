@@ -6,7 +6,7 @@ import datetime
 import math
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 from .kernel import KernelParamError, KernelSpec, Output, Param
 from .registry import register

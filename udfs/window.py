@@ -9,7 +9,7 @@ resumes, so no kernel rescans its window and no window size is guessed up front.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 from .kernel import Window, ensure_capacity
 

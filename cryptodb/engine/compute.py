@@ -1,0 +1,157 @@
+"""Pass 3: compute the kernels of one scope over the Arrow columns of its input rows.
+
+Rows arrive in storage order. When every partition is already in ORDER BY order (the store
+keeps files time-sorted, so this is the normal case) they are processed as they are; otherwise
+they are processed in a stable sort by (partition, keys), so ties keep storage order. Both paths
+feed the same kernels in the same per-partition order, so they give identical results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from cryptodb.udfs.jit import njit
+
+from cryptodb.engine.calls import KernelCall, KernelShapeError
+from cryptodb.engine.planner import ScopePlan
+
+ARROW_TYPES = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_()}
+_SIGN = np.int64(0x7FFFFFFFFFFFFFFF)
+
+
+def partition_ids(table: pa.Table, columns: list[str]) -> tuple[np.ndarray, int]:
+    """Dense partition ids 0..G-1 (NULL is a partition of its own, as in SQL)."""
+    if not columns:
+        return np.zeros(table.num_rows, np.int64), 1
+    gid, groups = None, 0
+    for name in columns:
+        encoded = pc.dictionary_encode(table.column(name).combine_chunks())
+        k = len(encoded.dictionary)
+        codes = encoded.indices.fill_null(k).to_numpy(zero_copy_only=False).astype(np.int64)
+        if gid is None:
+            gid, groups = codes, k + 1
+        else:
+            gid = gid * (k + 1) + codes
+    if len(columns) > 1 or gid.size and gid.max() == groups - 1:
+        uniques, gid = np.unique(gid, return_inverse=True)  # densify (and give NULL a dense id)
+        return gid.astype(np.int64), len(uniques)
+    return gid, groups - 1
+
+
+def _sortable(col: pa.ChunkedArray, desc: bool, nulls_first: bool) -> tuple[np.ndarray, bool]:
+    """A key column as int64 whose order is the SQL order; also whether it was a time."""
+    arr = col.combine_chunks()
+    t = arr.type
+    is_time = pa.types.is_timestamp(t) or pa.types.is_date(t)
+    if pa.types.is_timestamp(t):
+        values = pc.cast(arr, pa.timestamp("ns", tz=t.tz)).cast(pa.int64())
+    elif pa.types.is_date(t):
+        values = pc.multiply(pc.cast(pc.cast(arr, pa.date32()), pa.int64()), 86_400_000_000_000)
+    elif pa.types.is_integer(t) or pa.types.is_boolean(t):
+        values = pc.cast(arr, pa.int64())
+    elif pa.types.is_floating(t) or pa.types.is_decimal(t):
+        f = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        bits = f.view(np.int64)
+        values = pa.array(bits ^ ((bits >> 63) & _SIGN), mask=np.isnan(f))  # IEEE order as integers
+    else:
+        raise KernelShapeError(f"ORDER BY of a kernel window must be a time or a number, not {t}")
+    nulls = values.is_null().to_numpy(zero_copy_only=False)
+    key = values.to_numpy(zero_copy_only=False).astype(np.int64, copy=True)
+    if desc:
+        key = ~key
+    key[nulls] = np.iinfo(np.int64).min if nulls_first else np.iinfo(np.int64).max
+    return key, is_time
+
+
+@njit(cache=True)
+def _in_order(gid, keys, groups):
+    last = np.full(groups, -1, np.int64)
+    for r in range(len(gid)):
+        g = gid[r]
+        p = last[g]
+        if p >= 0:
+            for k in range(keys.shape[1]):
+                if keys[r, k] > keys[p, k]:
+                    break
+                if keys[r, k] < keys[p, k]:
+                    return False
+        last[g] = r
+    return True
+
+
+def processing_order(gid: np.ndarray, keys: np.ndarray, groups: int) -> tuple[np.ndarray, bool]:
+    """Row indices in processing order, and whether storage order already was that order."""
+    n = len(gid)
+    if _in_order(gid, keys, groups):
+        return np.arange(n, dtype=np.int64), True
+    sort_keys = [keys[:, k] for k in range(keys.shape[1] - 1, -1, -1)] + [gid]
+    return np.lexsort(sort_keys).astype(np.int64), False
+
+
+def _as_float(col: pa.ChunkedArray, kernel: str) -> np.ndarray:
+    arr = col.combine_chunks()
+    t = arr.type
+    if pa.types.is_timestamp(t):
+        arr = pc.cast(pc.cast(arr, pa.timestamp("ns", tz=t.tz)), pa.int64())
+    elif pa.types.is_boolean(t):
+        arr = pc.cast(arr, pa.int8())
+    elif pa.types.is_null(t):
+        return np.full(len(arr), np.nan)
+    try:
+        arr = pc.cast(arr, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise KernelShapeError(f"{kernel}: inputs must be numbers, got a column of {t}") from None
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _to_arrow(values: np.ndarray, sql_type: str) -> pa.Array:
+    mask = np.isnan(values)  # kernels mark NULL with NaN; SQL gets NULL, never NaN
+    arr = pa.array(values, pa.float64(), mask=mask)
+    target = ARROW_TYPES.get(sql_type, pa.float64())
+    return arr if target == pa.float64() else pc.cast(arr, target)
+
+
+def outputs_as_arrow(call: KernelCall, out: np.ndarray) -> pa.Array:
+    outputs = call.spec.outputs
+    if call.field is not None:
+        j = [o.name for o in outputs].index(call.field)
+        return _to_arrow(out[:, j], outputs[j].type)
+    if not call.spec.is_struct:
+        return _to_arrow(out[:, 0], outputs[0].type)
+    fields = [_to_arrow(out[:, j], o.type) for j, o in enumerate(outputs)]
+    return pa.StructArray.from_arrays(fields, names=[o.name for o in outputs])
+
+
+def _needs_time(call: KernelCall) -> bool:
+    for p in call.spec.params:
+        v = call.params.get(p.name)
+        if (p.kind == "window" and v is not None and v.span_ns > 0) or (p.kind == "interval" and v is not None):
+            return True
+    return False
+
+
+def compute(table: pa.Table, plan: ScopePlan) -> list[pa.Array]:
+    """One output column per call, aligned with `table`'s rows."""
+    windows = {}
+    for key, (part_cols, order_cols) in plan.key_columns.items():
+        gid, groups = partition_ids(table, part_cols)
+        keyed = [_sortable(table.column(c), desc, nf) for c, desc, nf in order_cols]
+        keys = np.column_stack([k for k, _ in keyed]) if keyed else np.zeros((table.num_rows, 0), np.int64)
+        rows, _ = processing_order(gid, keys, groups)
+        first_is_time = keyed[0][1] and not order_cols[0][1]
+        windows[key] = (gid, groups, rows, keyed[0][0] if first_is_time else None)
+    results = []
+    for call, arg_cols in zip(plan.calls, plan.arg_columns):
+        gid, groups, rows, ts = windows[call.window_key()]
+        if ts is None:
+            if _needs_time(call):
+                raise KernelShapeError(
+                    f"{call.name}: an INTERVAL needs the window ordered by a timestamp, ascending "
+                    f"(ORDER BY ts); this window's first ORDER BY key is not one")
+            ts = np.zeros(len(gid), np.int64)
+        cols = [_as_float(table.column(c), call.name) for c in arg_cols]
+        state = call.spec.new_state(call.params, groups)
+        out = call.spec.run(state, cols, ts, gid, rows, call.params)
+        results.append(outputs_as_arrow(call, out))
+    return results

@@ -1,0 +1,62 @@
+"""Which statements need the kernel passes; everything else goes to DuckDB as it is.
+
+This module stays light (no sqlglot, no numba): it runs for every statement.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+
+VIEWS_TABLE = "cryptodb_views"
+_OVER = re.compile(r"\bover\b", re.IGNORECASE)
+_CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@lru_cache(maxsize=1)
+def _kernel_names() -> frozenset[str]:
+    from cryptodb.udfs import registry
+
+    return frozenset(registry.names())
+
+
+def contains_kernels(sql: str) -> bool:
+    """Cheap textual test; only a statement with OVER loads the kernel registry."""
+    if not _OVER.search(sql):
+        return False
+    names = _kernel_names()
+    return any(m.group(1).lower() in names for m in _CALL.finditer(sql))
+
+
+def defined(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Kernel views kept in the catalog: name -> SELECT text."""
+    try:
+        return {name.lower(): sql for name, sql in con.execute(f"SELECT name, sql FROM {VIEWS_TABLE}").fetchall()}
+    except duckdb.CatalogException:
+        return {}
+
+
+def mentions(sql: str, kernel_views: dict[str, str]) -> bool:
+    return bool({w.lower() for w in _WORD.findall(sql)} & set(kernel_views))
+
+
+@dataclass
+class Engine:
+    """Runs statements for a Database: the connection, and where kernel views keep their rows."""
+
+    con: duckdb.DuckDBPyConnection
+    views_dir: Path
+
+    def run(self, sql: str, params=None):
+        """One statement; a query returns a DuckDB relation, other statements None."""
+        kernel_views = defined(self.con)
+        if not contains_kernels(sql) and not (kernel_views and mentions(sql, kernel_views)):
+            return self.con.sql(sql, params=params)
+        from cryptodb.engine.run import run_statement
+
+        return run_statement(self, sql, params, kernel_views)

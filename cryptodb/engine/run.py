@@ -1,0 +1,118 @@
+"""Running a statement that calls kernels (or names a kernel view) through the passes."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from cryptodb.engine import views
+from cryptodb.engine.calls import KernelShapeError, bind_params, find_calls
+from cryptodb.engine.compute import compute
+from cryptodb.engine.dialect import parse, to_sql
+from cryptodb.engine.gate import Engine, defined
+from cryptodb.engine.planner import plan_scope
+from cryptodb.engine.splice import splice
+
+def _substitute_params(tree: exp.Expression, params) -> None:
+    """Kernel statements are split across several DuckDB queries, so bind parameters up front."""
+    if params is None:
+        return
+    positional = iter(params) if isinstance(params, (list, tuple)) else None
+    for ph in list(tree.find_all(exp.Placeholder, bfs=False)):  # document order, for `?`
+        name = ph.args.get("this")
+        if not name:
+            if positional is None:
+                raise KernelShapeError("the statement uses ? but the parameters are named")
+            value = next(positional)
+        elif name.isdigit():
+            value = params[int(name) - 1]
+        else:
+            value = params[name]
+        ph.replace(exp.convert(value))
+
+
+def _scopes_in_order(calls) -> list[tuple[exp.Select, list]]:
+    """Innermost scopes first; among equals, document order (a CTE may use an earlier one)."""
+    by_scope: dict[int, tuple[exp.Select, list]] = {}
+    for c in calls:
+        by_scope.setdefault(id(c.scope), (c.scope, []))[1].append(c)
+    position = {id(node): i for i, node in enumerate(calls[0].scope.root().walk())}
+    return sorted(by_scope.values(), key=lambda item: (-item[0].depth, position[id(item[0])]))
+
+
+def _check_nesting(calls) -> None:
+    nodes = {id(c.node) for c in calls}
+    for c in calls:
+        for arg in c.inputs:
+            for inner in arg.find_all(exp.Window):
+                if id(inner) in nodes:
+                    raise KernelShapeError(
+                        f"{c.name}: a kernel over another kernel's output needs two steps: compute the inner "
+                        f"one in a CTE (WITH k AS (SELECT ..., inner(...) OVER w AS v FROM ...)) and call "
+                        f"{c.name}(v) over k")
+
+
+def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str, str] | None = None):
+    """Run one statement through the kernel passes (the gate in `cryptodb.engine` sends only
+    statements that call kernels or name kernel views here)."""
+    con = engine.con
+    kernel_views = defined(con) if kernel_views is None else kernel_views
+    tree = parse(sql)
+    _substitute_params(tree, params)
+    dropped = views.dropped_view(tree, kernel_views)
+    if dropped:
+        views.forget(con, dropped, engine.views_dir)
+        return con.sql(to_sql(tree))
+    created = views.created_view(tree)
+    definition = to_sql(tree.expression) if created else None
+    if kernel_views:
+        views.expand(tree, kernel_views)
+    calls = find_calls(tree)
+    if created and calls:
+        return _create_kernel_view(engine, definition, created)
+    if not calls:
+        return con.sql(to_sql(tree))
+    _check_nesting(calls)
+    bind_params(con, calls)
+    registered = []
+    try:
+        for number, (scope, scope_calls) in enumerate(_scopes_in_order(calls)):
+            plan = plan_scope(scope, scope_calls, number,
+                              lambda q: con.sql(to_sql(q) + " LIMIT 0").columns)
+            rows = con.sql(to_sql(plan.inner)).to_arrow_table()
+            registered.append(splice(con, plan, rows, compute(rows, plan)))
+        final = to_sql(tree)
+        if isinstance(tree, exp.Query):
+            return con.from_arrow(con.sql(final).to_arrow_table())
+        con.execute(final).fetchall()
+        return None
+    finally:
+        for name in registered:
+            con.unregister(name)
+
+
+def _create_kernel_view(engine: Engine, definition: str, created: tuple[str, bool]):
+    name, replace = created
+    previous = defined(engine.con).get(name)
+    views.save(engine.con, name, definition, replace)
+    try:
+        refresh_view(engine, name)
+    except Exception:
+        if previous is None:
+            views.forget(engine.con, name, engine.views_dir)
+        else:
+            views.save(engine.con, name, previous, replace=True)
+        raise
+    return None
+
+
+def refresh_view(engine: Engine, name: str) -> None:
+    """Recompute a kernel view's stored rows (what plain DuckDB clients read)."""
+    relation = run_statement(engine, f"SELECT * FROM {exp.to_identifier(name).sql(dialect='duckdb')}")
+    views.store_rows(engine.con, name, relation, engine.views_dir)
+
+
+def refresh_views(engine: Engine) -> list[str]:
+    names = sorted(defined(engine.con))
+    for name in names:
+        refresh_view(engine, name)
+    return names

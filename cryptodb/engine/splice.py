@@ -1,0 +1,48 @@
+"""Pass 4: put the computed columns back, so DuckDB finishes the query.
+
+The scope's input rows (its FROM after WHERE) plus one column per kernel call are registered as
+a table; the scope is rewritten to read from it under the same name its columns were qualified
+with, its WHERE is dropped (already applied), each kernel call becomes a column reference, and
+`*` excludes the added columns.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from cryptodb.engine.planner import PREFIX, ScopePlan
+
+
+def output_column(i: int) -> str:
+    return f"{PREFIX}k{i}"
+
+
+def splice(con: duckdb.DuckDBPyConnection, plan: ScopePlan, table: pa.Table,
+           outputs: list[pa.Array]) -> str:
+    """Register the scope's rows with kernel outputs; rewrite the scope; return the table name."""
+    keep = [name for name in table.column_names if not name.startswith(PREFIX)]
+    result = table.select(keep)
+    added = []
+    for i, (call, values) in enumerate(zip(plan.calls, outputs)):
+        name = output_column(i)
+        result = result.append_column(name, values)
+        added.append(name)
+        call.node.replace(exp.column(name, quoted=True))
+    registered = f"{PREFIX}t{uuid.uuid4().hex[:12]}"
+    con.register(registered, result)
+
+    scope = plan.scope
+    scope.set("from_", exp.From(this=exp.Table(this=exp.to_identifier(registered),
+                                                alias=exp.TableAlias(this=exp.to_identifier(plan.alias)))))
+    scope.set("where", None)
+    for projection in scope.expressions:
+        star = projection if isinstance(projection, exp.Star) else (
+            projection.this if isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star) else None)
+        if star is not None:
+            excluded = list(star.args.get("except_") or [])
+            star.set("except_", excluded + [exp.column(n, quoted=True) for n in added])
+    return registered
