@@ -12,7 +12,7 @@ only when a feature that needs them is first used.
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["connect", "Database", "CryptodbError", "__version__"]
+__all__ = ["connect", "kernels", "describe_kernel", "Database", "CryptodbError", "__version__"]
 
 
 def connect(path=None, read_only: bool = False):
@@ -20,6 +20,20 @@ def connect(path=None, read_only: bool = False):
     from cryptodb.database import Database
 
     return Database(path, read_only=read_only)
+
+
+def kernels() -> list[dict]:
+    """Every kernel callable from SQL: name, kind (window/row), category, signature, doc."""
+    from cryptodb.udfs.listing import describe_all
+
+    return describe_all()
+
+
+def describe_kernel(name: str) -> str:
+    """The full documentation of one kernel (KeyError if there is none of that name)."""
+    from cryptodb.udfs.listing import describe
+
+    return describe(name)
 
 
 def __getattr__(name: str):

@@ -231,6 +231,41 @@ def _configure_compact(p):
 cmd_compact.configure = _configure_compact
 
 
+@command("kernels", "list the kernels callable from SQL, or show one in full")
+def cmd_kernels(args) -> int:
+    import cryptodb
+
+    if args.name:
+        try:
+            print(cryptodb.describe_kernel(args.name))
+        except KeyError:
+            raise CryptodbError(f"no kernel {args.name!r}: `cryptodb kernels` lists them") from None
+        return 0
+    rows = [r for r in cryptodb.kernels() if not args.category or r["category"] == args.category]
+    emit(pa.Table.from_pylist([{k: r[k] for k in ("name", "kind", "category", "signature", "doc")}
+                               for r in rows]), args)
+    return 0
+
+
+def _configure_kernels(p):
+    from cryptodb.output import FORMATS
+
+    p.add_argument("name", nargs="?", help="show this kernel's full documentation")
+    p.add_argument("--category", help="only kernels of this category")
+    p.add_argument("--format", default="table", choices=list(FORMATS))
+
+
+cmd_kernels.configure = _configure_kernels
+
+
+@command("refresh", "recompute the stored rows of views that call kernels (what BI tools read)")
+def cmd_refresh(args) -> int:
+    with open_db(args) as db:
+        for name in db.refresh_views():
+            print(f"refreshed {name}")
+    return 0
+
+
 # -- entry point --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cryptodb", description="crypto market data on DuckDB")

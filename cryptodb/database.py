@@ -15,7 +15,7 @@ from cryptodb import catalog
 from cryptodb.errors import CryptodbError, is_lock_error, lock_error
 from cryptodb.ingest.conform import ConformError, conform
 from cryptodb.ingest.schema import TABLES
-from cryptodb.scripts import check_param_name, find_script
+from cryptodb.scripts import check_param_name, fill_placeholders, find_script
 from cryptodb.store import AppendResult, ParquetStore
 
 log = logging.getLogger("cryptodb")
@@ -84,7 +84,7 @@ class Database:
 
         con = self.con
         if self._engine is None or self._engine.con is not con:
-            self._engine = Engine(con, self.store.root / "_views")
+            self._engine = Engine(con, self.store)
         return self._engine
 
     def _open(self) -> duckdb.DuckDBPyConnection:
@@ -154,9 +154,9 @@ class Database:
 
     def run_script(self, path_or_name: str | Path, **params) -> list[StatementResult]:
         """Run a `.sql` file, or a script shipped in sql/ by name, with `params` as variables."""
-        _, text = find_script(path_or_name)
+        where, text = find_script(path_or_name)
         self.set_params(**params)
-        return self.execute(text)
+        return self.execute(fill_placeholders(text, params, where))
 
     # -- data in ---------------------------------------------------------------------------
     def insert(self, table: str, data, exchange: str | None = None) -> AppendResult:

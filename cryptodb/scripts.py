@@ -1,7 +1,9 @@
 """Mode scripts: find them by name or path, and hand their parameters to DuckDB as variables.
 
 A script reads a parameter with `getvariable('name')`, and gives it a default with
-`SET VARIABLE name = coalesce(getvariable('name'), <default>);` at its top.
+`SET VARIABLE name = coalesce(getvariable('name'), <default>);` at its top. Where SQL wants a
+literal rather than an expression (a COPY target, a table name), `${name}` or
+`${name:-default}` is replaced by the parameter's text before the script runs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from cryptodb.errors import CryptodbError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def shipped_scripts() -> list[str]:
@@ -65,3 +68,18 @@ def check_param_name(name: str) -> str:
     if not _NAME.match(name):
         raise CryptodbError(f"parameter name {name!r} is not a plain identifier")
     return name
+
+
+def fill_placeholders(text: str, params: dict, where: str = "script") -> str:
+    """Replace `${name}` / `${name:-default}` with the parameter's text."""
+
+    def value(m: re.Match) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in params:
+            v = params[name]
+            return str(v).lower() if isinstance(v, bool) else str(v)
+        if default is not None:
+            return default
+        raise CryptodbError(f"{where} needs a value for ${{{name}}}: pass --param {name}=...")
+
+    return _PLACEHOLDER.sub(value, text)

@@ -304,6 +304,59 @@ class ParquetStore:
                  result.files_before, result.files_after)
         return result
 
+    # -- derived tables --------------------------------------------------------------------
+    def replace_table(self, name: str, data: pa.Table) -> int:
+        """Store a query result (features, backtest output ...) as table `name`, replacing it whole.
+
+        Rows with `symbol` and `ts` are split into symbol/date folders, each file sorted by ts;
+        every file keeps all columns, so the table reads back as it was written. The new version
+        appears to readers in one symlink swap, like a compaction.
+        """
+        if name in TABLES:
+            raise ValueError(f"{name} is a stored feed table: append to it with insert, not replace it")
+        if not name.isidentifier():
+            raise ValueError(f"table name {name!r} must be a plain identifier")
+        with self._write_lock():
+            versions = self._versions_dir(name)
+            current = self.table_path(name).resolve() if self.table_path(name).exists() else None
+            number = int(current.name[1:]) + 1 if current is not None else 1
+            version = versions / f"v{number:06d}"
+            shutil.rmtree(version, ignore_errors=True)
+            version.mkdir(parents=True)
+            self._write_derived(version, data)
+            self._point(name, version)
+            if current is not None:
+                shutil.rmtree(current, ignore_errors=True)
+        return data.num_rows
+
+    def _write_derived(self, version: Path, data: pa.Table) -> None:
+        def write(folder: Path, part: pa.Table, stem: str) -> None:
+            folder.mkdir(parents=True, exist_ok=True)
+            staging = self.root / "_staging" / f"{uuid.uuid4().hex}.tmp"
+            staging.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(part, staging, compression="zstd", row_group_size=ROW_GROUP_ROWS,
+                           **_encodings(part.schema))
+            os.replace(staging, folder / f"{stem}.parquet")
+
+        names = set(data.column_names)
+        if data.num_rows == 0 or not {"symbol", "ts"} <= names or not pa.types.is_timestamp(data.schema.field("ts").type):
+            write(version, data, SCHEMA_FILE[:-8] if data.num_rows == 0 else f"part-{uuid.uuid4().hex[:12]}")
+            return
+        ts = data.column("ts").combine_chunks().cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy()
+        days = np.floor_divide(ts, NS_PER_DAY)
+        sym = pc.dictionary_encode(data.column("symbol").combine_chunks())
+        codes = sym.indices.fill_null(len(sym.dictionary)).to_numpy(zero_copy_only=False)
+        order = np.lexsort((ts, days, codes))
+        codes, days = codes[order], days[order]
+        data = data.take(pa.array(order))
+        breaks = np.flatnonzero((codes[1:] != codes[:-1]) | (days[1:] != days[:-1])) + 1
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(order)]):
+            symbol = data.column("symbol")[int(lo)].as_py() or NULL_PARTITION
+            date = np.datetime64(int(days[lo]), "D").astype(str)
+            part = data.slice(int(lo), int(hi - lo))
+            write(version / f"symbol={symbol}" / f"date={date}", part,
+                  f"part-{int(ts[order][lo])}-{int(ts[order][hi - 1])}-{uuid.uuid4().hex[:12]}")
+
     # -- facts for `info` ----------------------------------------------------------------
     def table_stats(self, table: str) -> dict:
         """Rows, symbols, time range and bytes from file names and Parquet footers only."""

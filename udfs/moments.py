@@ -46,7 +46,7 @@ def _recompute(buf, head, count, g, mean, m2):
 
 @njit(cache=True)
 def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts, mean, m2, since,
-                 out, mode, ddof, k_up, k_dn, transform):
+                 last, run, out, mode, ddof, k_up, k_dn, transform):
     for p in range(start, len(rows)):
         r = rows[p]
         v = x[r]
@@ -82,15 +82,20 @@ def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts
         d = v - mean[g]
         mean[g] += d / n
         m2[g] += d * (v - mean[g])
-        if since[g] >= n:
+        # Trailing run of equal values: when it spans the window, the window is flat exactly, and
+        # the variance is 0 rather than whatever rounding residue the updates left behind.
+        run[g] = run[g] + 1 if run[g] > 0 and v == last[g] else 1
+        last[g] = v
+        if run[g] >= n:
+            mean[g] = v
+            m2[g] = 0.0
+        elif since[g] >= n:
             _recompute(buf, head, count, g, mean, m2)
             since[g] = 0
         if rows_n > 0 and n < rows_n:
             continue  # an INTEGER window gives NULL until it is full
         mu = mean[g]
         q = m2[g] if m2[g] > 0.0 else 0.0
-        if q <= 1e-28 * n * mu * mu:
-            q = 0.0  # a flat window: rounding residue is not variance
         if mode == MEAN:
             out[r, 0] = mu
         elif mode == SUM:
@@ -112,7 +117,8 @@ def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts
 
 def _moments_state(params: dict, groups: int) -> dict:
     state = ring_state(groups, params["n"])
-    state.update(mean=np.zeros(groups), m2=np.zeros(groups), since=np.zeros(groups, np.int64))
+    state.update(mean=np.zeros(groups), m2=np.zeros(groups), since=np.zeros(groups, np.int64),
+                 last=np.zeros(groups), run=np.zeros(groups, np.int64))
     return state
 
 
@@ -124,7 +130,7 @@ def _moments_step(mode: int, transform: int = 0, ddof_param: str | None = None, 
         k_dn = float(params.get("nbdevdn", 1.0))
         drive(moments_core, state, RING, rows, lambda s: (
             gid, ts, cols[0], win.rows, win.span_ns, s["head"], s["count"], s["buf"], s["bts"],
-            s["mean"], s["m2"], s["since"], out, mode, ddof, k_up, k_dn, transform))
+            s["mean"], s["m2"], s["since"], s["last"], s["run"], out, mode, ddof, k_up, k_dn, transform))
 
     return step
 

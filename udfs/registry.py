@@ -12,6 +12,7 @@ from .kernel import KernelSpec
 
 KERNEL_MODULES = (
     "moments",
+    "covariance",
     "smoothing",
     "momentum",
     "extremes",

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import duckdb
 
+from cryptodb.store import ParquetStore
+
 VIEWS_TABLE = "cryptodb_views"
+STORE_SCHEME = "store://"  # COPY (query) TO 'store://name' keeps the result as a table of the store
 _OVER = re.compile(r"\bover\b", re.IGNORECASE)
 _CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -45,17 +48,27 @@ def mentions(sql: str, kernel_views: dict[str, str]) -> bool:
     return bool({w.lower() for w in _WORD.findall(sql)} & set(kernel_views))
 
 
+def writes_to_store(sql: str) -> bool:
+    return STORE_SCHEME in sql
+
+
 @dataclass
 class Engine:
-    """Runs statements for a Database: the connection, and where kernel views keep their rows."""
+    """Runs statements for a Database: its connection, and its store (for `store://` targets and
+    the rows of kernel views)."""
 
     con: duckdb.DuckDBPyConnection
-    views_dir: Path
+    store: ParquetStore
+
+    @property
+    def views_dir(self) -> Path:
+        return self.store.root / "_views"
 
     def run(self, sql: str, params=None):
         """One statement; a query returns a DuckDB relation, other statements None."""
         kernel_views = defined(self.con)
-        if not contains_kernels(sql) and not (kernel_views and mentions(sql, kernel_views)):
+        if not contains_kernels(sql) and not writes_to_store(sql) and \
+                not (kernel_views and mentions(sql, kernel_views)):
             return self.con.sql(sql, params=params)
         from cryptodb.engine.run import run_statement
 

@@ -8,7 +8,7 @@ from cryptodb.engine import views
 from cryptodb.engine.calls import KernelShapeError, bind_params, find_calls
 from cryptodb.engine.compute import compute
 from cryptodb.engine.dialect import parse, to_sql
-from cryptodb.engine.gate import Engine, defined
+from cryptodb.engine.gate import STORE_SCHEME, Engine, defined
 from cryptodb.engine.planner import plan_scope
 from cryptodb.engine.splice import splice
 
@@ -62,6 +62,9 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
     if dropped:
         views.forget(con, dropped, engine.views_dir)
         return con.sql(to_sql(tree))
+    target = _store_target(tree)
+    if target is not None:
+        return _copy_to_store(engine, tree, target, kernel_views)
     created = views.created_view(tree)
     definition = to_sql(tree.expression) if created else None
     if kernel_views:
@@ -88,6 +91,27 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
     finally:
         for name in registered:
             con.unregister(name)
+
+
+def _store_target(tree: exp.Expression) -> str | None:
+    if isinstance(tree, exp.Copy):
+        files = tree.args.get("files") or []
+        if files and isinstance(files[0], exp.Literal) and files[0].this.startswith(STORE_SCHEME):
+            return files[0].this[len(STORE_SCHEME):]
+    return None
+
+
+def _copy_to_store(engine: Engine, tree: exp.Copy, name: str, kernel_views: dict[str, str]):
+    """COPY (query) TO 'store://name': the result becomes table `name` of the store, and a view of
+    that name in the catalog reads it (BI tools included)."""
+    source = tree.this
+    query = source.this if isinstance(source, exp.Subquery) else exp.select("*").from_(source)
+    rows = run_statement(engine, to_sql(query), None, kernel_views).to_arrow_table()
+    engine.store.replace_table(name, rows)
+    glob = engine.store.glob(name).replace("'", "''")
+    engine.con.execute(f"CREATE OR REPLACE VIEW {exp.to_identifier(name).sql(dialect='duckdb')} AS "
+                       f"SELECT * FROM read_parquet('{glob}', hive_partitioning = false)")
+    return None
 
 
 def _create_kernel_view(engine: Engine, definition: str, created: tuple[str, bool]):
