@@ -20,23 +20,34 @@ ARROW_TYPES = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32
 _SIGN = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
+def _run_codes(arr: pa.Array) -> tuple[np.ndarray, int]:
+    """Dense codes for one key column. Rows of a partition mostly come in runs (one file per
+    symbol and day), so only the first value of each run is hashed, not every row."""
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, np.int64), 0
+    changed = pc.invert(pc.fill_null(pc.equal(arr.slice(1), arr.slice(0, n - 1)), False))
+    # NULL = NULL is unknown, so a run of NULLs breaks at every row; that is only slower, not wrong.
+    starts = np.concatenate([[0], np.flatnonzero(changed.to_numpy(zero_copy_only=False)) + 1])
+    heads = pc.dictionary_encode(arr.take(pa.array(starts)))
+    k = len(heads.dictionary)
+    head_codes = heads.indices.fill_null(k).to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = np.diff(np.append(starts, n))
+    return np.repeat(head_codes, lengths), k + int(heads.indices.null_count > 0)
+
+
 def partition_ids(table: pa.Table, columns: list[str]) -> tuple[np.ndarray, int]:
     """Dense partition ids 0..G-1 (NULL is a partition of its own, as in SQL)."""
     if not columns:
         return np.zeros(table.num_rows, np.int64), 1
-    gid, groups = None, 0
-    for name in columns:
-        encoded = pc.dictionary_encode(table.column(name).combine_chunks())
-        k = len(encoded.dictionary)
-        codes = encoded.indices.fill_null(k).to_numpy(zero_copy_only=False).astype(np.int64)
-        if gid is None:
-            gid, groups = codes, k + 1
-        else:
-            gid = gid * (k + 1) + codes
-    if len(columns) > 1 or gid.size and gid.max() == groups - 1:
-        uniques, gid = np.unique(gid, return_inverse=True)  # densify (and give NULL a dense id)
-        return gid.astype(np.int64), len(uniques)
-    return gid, groups - 1
+    gid, groups = _run_codes(table.column(columns[0]).combine_chunks())
+    if len(columns) == 1:
+        return gid, groups
+    for name in columns[1:]:
+        codes, k = _run_codes(table.column(name).combine_chunks())
+        gid = gid * k + codes
+    uniques, gid = np.unique(gid, return_inverse=True)  # densify the combined ids
+    return gid.astype(np.int64), len(uniques)
 
 
 def _sortable(col: pa.ChunkedArray, desc: bool, nulls_first: bool) -> tuple[np.ndarray, bool]:
@@ -56,6 +67,8 @@ def _sortable(col: pa.ChunkedArray, desc: bool, nulls_first: bool) -> tuple[np.n
         values = pa.array(bits ^ ((bits >> 63) & _SIGN), mask=np.isnan(f))  # IEEE order as integers
     else:
         raise KernelShapeError(f"ORDER BY of a kernel window must be a time or a number, not {t}")
+    if values.null_count == 0 and not desc:
+        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.int64), is_time
     nulls = values.is_null().to_numpy(zero_copy_only=False)
     key = values.to_numpy(zero_copy_only=False).astype(np.int64, copy=True)
     if desc:
@@ -80,11 +93,23 @@ def _in_order(gid, keys, groups):
     return True
 
 
+_IDENTITY = np.arange(0, dtype=np.int64)
+
+
+def identity(n: int) -> np.ndarray:
+    """0..n-1, shared read-only between queries (allocating it was a tenth of a kernel query)."""
+    global _IDENTITY
+    if len(_IDENTITY) < n:
+        _IDENTITY = np.arange(max(n, 2 * len(_IDENTITY)), dtype=np.int64)
+        _IDENTITY.setflags(write=False)
+    return _IDENTITY[:n]
+
+
 def processing_order(gid: np.ndarray, keys: np.ndarray, groups: int) -> tuple[np.ndarray, bool]:
     """Row indices in processing order, and whether storage order already was that order."""
     n = len(gid)
     if _in_order(gid, keys, groups):
-        return np.arange(n, dtype=np.int64), True
+        return identity(n), True
     sort_keys = [keys[:, k] for k in range(keys.shape[1] - 1, -1, -1)] + [gid]
     return np.lexsort(sort_keys).astype(np.int64), False
 
@@ -137,7 +162,7 @@ def compute(table: pa.Table, plan: ScopePlan) -> list[pa.Array]:
     for key, (part_cols, order_cols) in plan.key_columns.items():
         gid, groups = partition_ids(table, part_cols)
         keyed = [_sortable(table.column(c), desc, nf) for c, desc, nf in order_cols]
-        keys = np.column_stack([k for k, _ in keyed]) if keyed else np.zeros((table.num_rows, 0), np.int64)
+        keys = keyed[0][0].reshape(-1, 1) if len(keyed) == 1 else np.column_stack([k for k, _ in keyed])
         rows, _ = processing_order(gid, keys, groups)
         first_is_time = keyed[0][1] and not order_cols[0][1]
         windows[key] = (gid, groups, rows, keyed[0][0] if first_is_time else None)

@@ -106,46 +106,47 @@ def plan_scope(scope: exp.Select, calls: list[KernelCall], number: int,
     check_scope(scope, calls)
     source = scope.args["from_"].this
     alias = source.alias_or_name or f"{PREFIX}src{number}"
+    probe = exp.Select(expressions=[exp.Star()]).from_(source.copy())
+    ctes = needed_ctes(probe, visible_ctes(scope))
+    with_ = exp.With(expressions=[c.copy() for c in ctes]) if ctes else None
+    if with_ is not None:
+        probe.set("with_", with_.copy())
+    available = {c.lower(): c for c in source_columns(probe)}
+    used = columns_used(scope, calls)
+    carried = list(available.values()) if used is None else [c for k, c in available.items() if k in used]
     extra: list[exp.Expression] = []
-    arg_columns: list[list[str]] = []
-    for i, call in enumerate(calls):
-        cols = []
-        for j, arg in enumerate(call.inputs):
-            col = f"{PREFIX}a{i}_{j}"
-            extra.append(exp.alias_(arg.copy(), col, quoted=True))
-            cols.append(col)
-        arg_columns.append(cols)
+
+    def column_for(expression: exp.Expression, name: str) -> str:
+        """A plain column of the source is read once, not copied under another name: exporting
+        a string column to Arrow costs more than the kernel itself."""
+        if isinstance(expression, exp.Column) and expression.table.lower() in ("", alias.lower()):
+            own = available.get(expression.name.lower())
+            if own is not None:
+                if own not in carried:
+                    carried.append(own)
+                return own
+        extra.append(exp.alias_(expression.copy(), name, quoted=True))
+        return name
+
+    arg_columns = [[column_for(arg, f"{PREFIX}a{i}_{j}") for j, arg in enumerate(call.inputs)]
+                   for i, call in enumerate(calls)]
     keys: dict[tuple, tuple[list[str], list[tuple[str, bool, bool]]]] = {}
     for call in calls:
         key = call.window_key()
         if key in keys:
             continue
         w = len(keys)
-        part_cols = []
-        for j, p in enumerate(call.partition):
-            col = f"{PREFIX}p{w}_{j}"
-            extra.append(exp.alias_(p.copy(), col, quoted=True))
-            part_cols.append(col)
+        part_cols = [column_for(p, f"{PREFIX}p{w}_{j}") for j, p in enumerate(call.partition)]
         order_cols = []
         for j, o in enumerate(call.order):
-            col = f"{PREFIX}o{w}_{j}"
-            extra.append(exp.alias_(o.this.copy(), col, quoted=True))
             desc = bool(o.args.get("desc"))
             nulls_first = o.args.get("nulls_first")
-            order_cols.append((col, desc, bool(nulls_first) if nulls_first is not None else desc))
+            order_cols.append((column_for(o.this, f"{PREFIX}o{w}_{j}"), desc,
+                               bool(nulls_first) if nulls_first is not None else desc))
         keys[key] = (part_cols, order_cols)
 
-    probe = exp.Select(expressions=[exp.Star()]).from_(source.copy())
-    ctes = needed_ctes(probe, visible_ctes(scope))
-    with_ = exp.With(expressions=[c.copy() for c in ctes]) if ctes else None
-    used = columns_used(scope, calls)
-    if used is None:
-        carried: list[exp.Expression] = [exp.Star()]
-    else:
-        if with_ is not None:
-            probe.set("with_", with_.copy())
-        carried = [exp.column(c, quoted=True) for c in source_columns(probe) if c.lower() in used]
-    inner = exp.Select(expressions=[*carried, *extra]).from_(source.copy())
+    projection = [exp.column(c, quoted=True) for c in carried] + extra
+    inner = exp.Select(expressions=projection or [exp.Star()]).from_(source.copy())
     where = scope.args.get("where")
     if where is not None:
         inner.set("where", where.copy())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 from sqlglot import exp
 
 from cryptodb.engine import views
@@ -10,6 +11,7 @@ from cryptodb.engine.compute import compute
 from cryptodb.engine.dialect import parse, to_sql
 from cryptodb.engine.gate import STORE_SCHEME, Engine, defined
 from cryptodb.engine.planner import plan_scope
+from cryptodb.engine.result import KernelResult
 from cryptodb.engine.splice import splice
 
 def _substitute_params(tree: exp.Expression, params) -> None:
@@ -76,21 +78,57 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
         return con.sql(to_sql(tree))
     _check_nesting(calls)
     bind_params(con, calls)
-    registered = []
+    registered: dict[str, pa.Table] = {}
+    handed_over = False
     try:
         for number, (scope, scope_calls) in enumerate(_scopes_in_order(calls)):
             plan = plan_scope(scope, scope_calls, number,
                               lambda q: con.sql(to_sql(q) + " LIMIT 0").columns)
             rows = con.sql(to_sql(plan.inner)).to_arrow_table()
-            registered.append(splice(con, plan, rows, compute(rows, plan)))
-        final = to_sql(tree)
+            name, table = splice(con, plan, rows, compute(rows, plan))
+            registered[name] = table
         if isinstance(tree, exp.Query):
-            return con.from_arrow(con.sql(final).to_arrow_table())
-        con.execute(final).fetchall()
+            direct = projection_of(tree, registered)
+            if direct is not None:
+                return KernelResult(con, table=direct)
+            handed_over = True
+            return KernelResult(con, query=to_sql(tree), registered=tuple(registered))
+        con.execute(to_sql(tree)).fetchall()
         return None
     finally:
-        for name in registered:
-            con.unregister(name)
+        if not handed_over:
+            for name in registered:
+                con.unregister(name)
+
+
+def projection_of(tree: exp.Query, registered: dict[str, pa.Table]) -> pa.Table | None:
+    """The result without a final DuckDB pass, when the statement only picks and renames columns
+    of one spliced table (the commonest kernel query): Arrow does that without copying."""
+    if not isinstance(tree, exp.Select) or len(registered) != 1:
+        return None
+    if any(tree.args.get(k) for k in ("with_", "where", "group", "having", "qualify", "order", "limit",
+                                       "offset", "distinct", "joins", "sample", "settings")):
+        return None
+    if tree.find(exp.Window) is not None or tree.find(exp.Subquery) is not None:
+        return None
+    [(name, table)] = registered.items()
+    source = tree.args["from_"].this
+    if not isinstance(source, exp.Table) or source.name != name:
+        return None
+    by_name = {c.lower(): c for c in table.column_names}
+    columns, names = [], []
+    for projection in tree.expressions:
+        target = projection.this if isinstance(projection, exp.Alias) else projection
+        if not isinstance(target, exp.Column) or isinstance(target.this, exp.Star):
+            return None
+        found = by_name.get(target.name.lower())
+        if found is None:
+            return None
+        columns.append(table.column(found))
+        names.append(projection.alias_or_name)
+    if len(set(n.lower() for n in names)) != len(names):
+        return None
+    return pa.table(columns, names=names)
 
 
 def _store_target(tree: exp.Expression) -> str | None:

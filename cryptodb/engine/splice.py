@@ -22,8 +22,8 @@ def output_column(i: int) -> str:
 
 
 def splice(con: duckdb.DuckDBPyConnection, plan: ScopePlan, table: pa.Table,
-           outputs: list[pa.Array]) -> str:
-    """Register the scope's rows with kernel outputs; rewrite the scope; return the table name."""
+           outputs: list[pa.Array]) -> tuple[str, pa.Table]:
+    """Register the scope's rows with kernel outputs; rewrite the scope; return name and table."""
     keep = [name for name in table.column_names if not name.startswith(PREFIX)]
     result = table.select(keep)
     added = []
@@ -45,4 +45,4 @@ def splice(con: duckdb.DuckDBPyConnection, plan: ScopePlan, table: pa.Table,
         if star is not None:
             excluded = list(star.args.get("except_") or [])
             star.set("except_", excluded + [exp.column(n, quoted=True) for n in added])
-    return registered
+    return registered, result
