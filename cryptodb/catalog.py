@@ -13,10 +13,12 @@ import duckdb
 
 from cryptodb.ingest.schema import TABLES
 from cryptodb.store import ParquetStore
+from cryptodb.udfs import rowwise
 
 STORAGE_VERSION = "v1.4.0"
-# Bump when the views (or, later, the shipped macros) change; a read-write open then refreshes them.
-CATALOG_VERSION = 1
+# Bump when the views or the shipped macros change; a read-write open then refreshes them.
+# 2: the row-wise kernels of udfs.rowwise as SQL macros.
+CATALOG_VERSION = 2
 
 
 def data_dir_for(path: Path) -> Path:
@@ -43,6 +45,9 @@ def install(con: duckdb.DuckDBPyConnection, store: ParquetStore) -> None:
     for table, spec in TABLES.items():
         con.execute(view_sql(store, table))
         con.execute(f"COMMENT ON VIEW {table} IS {_quote(spec.doc)}")
+    # Plain SQL, stored in the file: any DuckDB client opening the catalog can call them.
+    for statement in rowwise.install_sql():
+        con.execute(statement)
     con.execute("CREATE TABLE IF NOT EXISTS cryptodb_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     con.execute(
         "INSERT OR REPLACE INTO cryptodb_meta VALUES ('catalog_version', ?), ('data_dir', ?)",
