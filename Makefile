@@ -23,7 +23,7 @@ demo: $(STAMP)
 	rm -rf build/demo
 	$(CLI) --db $(DEMO) generate --ticks 1000000 --seed 7
 	$(CLI) --db $(DEMO) info
-	$(CLI) --db $(DEMO) run overview
+	$(CLI) --db $(DEMO) run research
 
 test: $(STAMP) $(COMPAT)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)

@@ -8,7 +8,7 @@ same Parquet files and each after one warm-up run:
 - polars: Wilder RSI as two ewm_mean over symbol, from the same Parquet files;
 - TA-Lib: RSI per symbol over arrays read from the same files;
 - pandas: groupby + ewm over the same data;
-- the research feature set (sql/research.sql's feature query) in ticks/s.
+- the research feature set (the feature query of sql/research.sql) in ticks/s.
 Every alternative's RSI is checked against cryptodb's before its time is reported.
 """
 
@@ -121,11 +121,11 @@ def main() -> None:
         pandas_s, _ = best_of(with_pandas(db), repeat=1)
         rows.append(("pandas groupby + ewm", pandas_s))
 
-    research = None
-    script = ROOT / "sql" / "research_features.sql"
-    if script.exists():
-        sql = script.read_text()
-        research, feat = best_of(lambda: db.sql(sql).to_arrow_table(), repeat=1)
+    # The feature query of sql/research.sql, between its features:begin/end markers.
+    text = (ROOT / "sql" / "research.sql").read_text()
+    features_sql = text.split("-- features:begin", 1)[1].split("-- features:end", 1)[0]
+    db.set_params(since="1970-01-01", grid="1 minute", cusum_k=0.5, cusum_h=8.0)
+    research, feat = best_of(lambda: db.sql(features_sql).to_arrow_table(), repeat=1)
 
     print(f"{n:,} ticks, {args.symbols} symbols\n")
     print("| RSI(14) over every symbol | seconds | ticks/s | vs cryptodb |")

@@ -21,7 +21,7 @@ from cryptodb.store import AppendResult, ParquetStore
 log = logging.getLogger("cryptodb")
 
 # Statement types whose results a script shows; the rest change things and return a count.
-_RESULT_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "RELATION", "EXPORT"}
+_RESULT_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "RELATION", "EXPORT", "MULTI"}  # MULTI: PIVOT
 
 
 @dataclass

@@ -29,7 +29,14 @@ def dialect():
 
 
 def parse(sql: str):
-    return sqlglot.parse_one(sql, dialect=dialect())
+    """One statement (a trailing `;` and comments after it, as DuckDB splits scripts, are fine)."""
+    from sqlglot import exp
+
+    statements = [t for t in sqlglot.parse(sql, dialect=dialect())
+                  if t is not None and not isinstance(t, exp.Semicolon)]  # comment-only remainders
+    if len(statements) != 1:
+        raise ValueError(f"expected one SQL statement, got {len(statements)}")
+    return statements[0]
 
 
 def to_sql(tree) -> str:
