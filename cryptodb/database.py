@@ -229,7 +229,8 @@ class Database:
         return self.store.symbols(table)
 
     def info(self) -> list[dict]:
-        return [self.store.table_stats(t) for t in TABLES]
+        """Per table (feed tables and stored results): rows, symbols, files, bytes, time range."""
+        return [self.store.table_stats(t) for t in self.store.tables()]
 
     def compact(self, table: str | None = None):
         """Merge small files per (symbol, date) partition; readers stay consistent throughout."""

@@ -187,6 +187,12 @@ class ParquetStore:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    def tables(self) -> list[str]:
+        """The feed tables, then tables stored from query results (`store://name`), by name."""
+        derived = sorted(p.name for p in self.root.iterdir()
+                         if p.is_symlink() and p.name not in TABLES and not p.name.startswith((".", "_")))
+        return [*TABLES, *derived]
+
     def files(self, table: str) -> list[DataFile]:
         out = []
         for path in sorted(self._current(table).glob("symbol=*/date=*/*.parquet")):
