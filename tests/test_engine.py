@@ -271,3 +271,15 @@ def test_errors_come_before_any_data_is_read(db, monkeypatch):
     monkeypatch.setattr(compute, "compute", lambda *a: pytest.fail("data was read"))
     with pytest.raises(CryptodbError):
         db.sql("SELECT rsi(price, -1) OVER (ORDER BY ts) FROM ticks")
+
+
+def test_spliced_tables_are_released(market):
+    def registered():
+        return market.con.sql("SELECT count(*) FROM duckdb_views() WHERE view_name LIKE '__cdb_%'").fetchall()[0][0]
+
+    result = market.sql(f"""
+        WITH a AS (SELECT symbol, ts, seq, rsi(price, 14) OVER w AS r FROM ticks {W})
+        SELECT symbol, ts, ema(r, 5) OVER w AS e FROM a WHERE r IS NOT NULL {W} ORDER BY symbol, ts""")
+    assert registered() == 1  # the inner level was freed as soon as the outer level had read it
+    assert len(result.df()) == 9000 - 3 * 14
+    assert registered() == 0

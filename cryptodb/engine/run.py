@@ -86,7 +86,9 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
                               lambda q: con.sql(to_sql(q) + " LIMIT 0").columns)
             rows = con.sql(to_sql(plan.inner)).to_arrow_table()
             name, table = splice(con, plan, rows, compute(rows, plan))
+            del rows
             registered[name] = table
+            _release_unused(con, tree, registered)
         if isinstance(tree, exp.Query):
             direct = projection_of(tree, registered)
             if direct is not None:
@@ -99,6 +101,41 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
         if not handed_over:
             for name in registered:
                 con.unregister(name)
+
+
+def _inside(node: exp.Expression, ancestor: exp.Expression) -> bool:
+    while node is not None:
+        if node is ancestor:
+            return True
+        node = node.parent
+    return False
+
+
+def _prune_ctes(tree: exp.Expression) -> None:
+    """Drop CTEs nothing refers to any more (a spliced scope no longer reads the CTEs it read)."""
+    changed = True
+    while changed:
+        changed = False
+        for with_ in list(tree.find_all(exp.With)):
+            for cte in list(with_.expressions):
+                name = cte.alias_or_name.lower()
+                users = [t for t in tree.find_all(exp.Table)
+                         if t.name.lower() == name and not t.args.get("db") and not _inside(t, cte)]
+                if not users:
+                    cte.pop()
+                    changed = True
+            if not with_.expressions:
+                with_.pop()
+
+
+def _release_unused(con, tree: exp.Expression, registered: dict[str, pa.Table]) -> None:
+    """Free spliced tables the rest of the statement no longer reads: a chain of CTEs with kernels
+    (research's features) would otherwise keep every level's columns in memory at once."""
+    _prune_ctes(tree)
+    names = {t.name for t in tree.find_all(exp.Table)}
+    for name in [n for n in registered if n not in names]:
+        con.unregister(name)
+        del registered[name]
 
 
 def projection_of(tree: exp.Query, registered: dict[str, pa.Table]) -> pa.Table | None:
