@@ -155,8 +155,19 @@ def projection_of(tree: exp.Query, registered: dict[str, pa.Table]) -> pa.Table 
     by_name = {c.lower(): c for c in table.column_names}
     columns, names = [], []
     for projection in tree.expressions:
+        star = projection if isinstance(projection, exp.Star) else (
+            projection.this if isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star) else None)
+        if star is not None:
+            if star.args.get("replace") or star.args.get("rename"):
+                return None
+            excluded = {e.name.lower() for e in star.args.get("except_") or []}
+            for c in table.column_names:
+                if c.lower() not in excluded:
+                    columns.append(table.column(c))
+                    names.append(c)
+            continue
         target = projection.this if isinstance(projection, exp.Alias) else projection
-        if not isinstance(target, exp.Column) or isinstance(target.this, exp.Star):
+        if not isinstance(target, exp.Column):
             return None
         found = by_name.get(target.name.lower())
         if found is None:
