@@ -7,6 +7,8 @@
 -- out: where the features go: 'store://features' (default: Parquet in the store, and a view
 --      `features` in the catalog that BI tools read), or a .parquet/.csv path.
 -- Change a feature by editing its line; every kernel's meaning is in `cryptodb kernels NAME`.
+-- Features use kernels only (prev/diff/cumsum rather than lag/sum OVER): kernels resume from
+-- saved state, so live mode computes these same columns batch by batch, row for row.
 
 SET VARIABLE since   = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP;
 SET VARIABLE grid    = coalesce(getvariable('grid'), '1 minute')::INTERVAL;
@@ -25,9 +27,9 @@ WITH base AS (
         l1_imbalance(bid_size, ask_size)                    AS imbalance,
         log_return(price) OVER w                            AS ret,
         simple_return(price) OVER w                         AS simple_ret,
-        lag(price) OVER w                                   AS price_lag1,
-        price - lag(price) OVER w                           AS price_diff1,
-        price - lag(price, 5) OVER w                        AS price_diff5,
+        prev(price) OVER w                                  AS price_lag1,
+        diff(price) OVER w                                  AS price_diff1,
+        diff(price, 5) OVER w                               AS price_diff5,
         ewma(price, 0.05) OVER w                            AS ewma_fast,
         ewma(price, halflife := INTERVAL 5 MINUTE) OVER w   AS ewma_5m,
         ema(price, 12) OVER w                               AS ema_12,
@@ -50,8 +52,8 @@ WITH base AS (
         vwap(price, size) OVER w                            AS vwap,
         expanding_mean(price) OVER w                        AS running_mean,
         expanding_std(price) OVER w                         AS running_std,
-        row_number() OVER w                                 AS n_obs,
-        price - first_value(price) OVER w                   AS pnl  -- one unit held since the first tick
+        running_count(price) OVER w                         AS n_obs,
+        price - first(price) OVER w                         AS pnl  -- one unit held since the first tick
     FROM ticks
     WHERE ts >= getvariable('since')
     WINDOW w AS (PARTITION BY symbol ORDER BY ts, seq)
@@ -65,7 +67,7 @@ vol AS (
         autocorr(ret, 5, 200) OVER w                        AS autocorr_5,
         historical_var(ret, 0.05, 250) OVER w               AS var_95,
         historical_cvar(ret, 0.05, 250) OVER w              AS cvar_95,
-        sum(ret) OVER w                                     AS cum_log_return
+        cumsum(ret) OVER w                                  AS cum_log_return
     FROM base
     WINDOW w AS (PARTITION BY symbol ORDER BY ts, seq)
 )

@@ -43,7 +43,9 @@ def materialize() -> None:
 
 
 def njit(fn=None, **options):
-    """Use as @njit(cache=True) (or bare @njit): numba.njit, deferred."""
+    """Use as @njit(cache=True) (or bare @njit): numba.njit, deferred. Kernels release the GIL
+    (nogil=True unless told otherwise), so the engine can run several at once on threads."""
+    options.setdefault("nogil", True)
     if fn is None:
         return lambda f: LazyJit(f, options)
     return LazyJit(fn, options)

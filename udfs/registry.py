@@ -14,6 +14,7 @@ KERNEL_MODULES = (
     "moments",
     "covariance",
     "smoothing",
+    "sequence",
     "momentum",
     "extremes",
     "volatility",

@@ -8,6 +8,9 @@ feed the same kernels in the same per-partition order, so they give identical re
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,6 +19,7 @@ from cryptodb.udfs.jit import njit
 from cryptodb.engine.calls import KernelCall, KernelShapeError
 from cryptodb.engine.planner import ScopePlan
 
+_THREADS = max(1, min(4, os.cpu_count() or 1))
 ARROW_TYPES = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_()}
 _SIGN = np.int64(0x7FFFFFFFFFFFFFFF)
 
@@ -156,6 +160,12 @@ def _needs_time(call: KernelCall) -> bool:
     return False
 
 
+def _call_key(call: KernelCall, arg_cols: list[str]) -> tuple:
+    """Calls that compute the same thing (bbands_upper and bbands_lower of one price) run once."""
+    return (call.spec.name, tuple(sorted((k, repr(v)) for k, v in call.params.items())), tuple(arg_cols),
+            call.window_key())
+
+
 def compute(table: pa.Table, plan: ScopePlan) -> list[pa.Array]:
     """One output column per call, aligned with `table`'s rows."""
     windows = {}
@@ -166,8 +176,13 @@ def compute(table: pa.Table, plan: ScopePlan) -> list[pa.Array]:
         rows, _ = processing_order(gid, keys, groups)
         first_is_time = keyed[0][1] and not order_cols[0][1]
         windows[key] = (gid, groups, rows, keyed[0][0] if first_is_time else None)
-    results = []
+
+    floats: dict[str, np.ndarray] = {}
+    work: dict[tuple, tuple] = {}
     for call, arg_cols in zip(plan.calls, plan.arg_columns):
+        key = _call_key(call, arg_cols)
+        if key in work:
+            continue
         gid, groups, rows, ts = windows[call.window_key()]
         if ts is None:
             if _needs_time(call):
@@ -175,8 +190,21 @@ def compute(table: pa.Table, plan: ScopePlan) -> list[pa.Array]:
                     f"{call.name}: an INTERVAL needs the window ordered by a timestamp, ascending "
                     f"(ORDER BY ts); this window's first ORDER BY key is not one")
             ts = np.zeros(len(gid), np.int64)
-        cols = [_as_float(table.column(c), call.name) for c in arg_cols]
+        for c in arg_cols:
+            if c not in floats:
+                floats[c] = _as_float(table.column(c), call.name)
+        work[key] = (call, [floats[c] for c in arg_cols], ts, gid, groups, rows)
+
+    def run(item):
+        call, cols, ts, gid, groups, rows = item
         state = call.spec.new_state(call.params, groups)
-        out = call.spec.run(state, cols, ts, gid, rows, call.params)
-        results.append(outputs_as_arrow(call, out))
-    return results
+        return call.spec.run(state, cols, ts, gid, rows, call.params)
+
+    # Kernel cores release the GIL, so independent kernels run on all cores at once.
+    if len(work) > 1 and _THREADS > 1:
+        with ThreadPoolExecutor(_THREADS) as pool:
+            done = dict(zip(work, pool.map(run, work.values())))
+    else:
+        done = {k: run(item) for k, item in work.items()}
+    return [outputs_as_arrow(call, done[_call_key(call, arg_cols)])
+            for call, arg_cols in zip(plan.calls, plan.arg_columns)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import pyarrow as pa
 from sqlglot import exp
 
@@ -13,6 +16,8 @@ from cryptodb.engine.gate import STORE_SCHEME, Engine, defined
 from cryptodb.engine.planner import plan_scope
 from cryptodb.engine.result import KernelResult
 from cryptodb.engine.splice import splice
+
+log = logging.getLogger("cryptodb")
 
 def _substitute_params(tree: exp.Expression, params) -> None:
     """Kernel statements are split across several DuckDB queries, so bind parameters up front."""
@@ -84,8 +89,13 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
         for number, (scope, scope_calls) in enumerate(_scopes_in_order(calls)):
             plan = plan_scope(scope, scope_calls, number,
                               lambda q: con.sql(to_sql(q) + " LIMIT 0").columns)
+            started = time.perf_counter()
             rows = con.sql(to_sql(plan.inner)).to_arrow_table()
-            name, table = splice(con, plan, rows, compute(rows, plan))
+            read = time.perf_counter()
+            outputs = compute(rows, plan)
+            log.debug("scope %d: %d rows x %d columns read in %.3f s, %d kernel(s) in %.3f s", number,
+                      rows.num_rows, rows.num_columns, read - started, len(scope_calls), time.perf_counter() - read)
+            name, table = splice(con, plan, rows, outputs)
             del rows
             registered[name] = table
             _release_unused(con, tree, registered)

@@ -1,0 +1,77 @@
+"""Running sequence kernels: prev, diff, cumsum, first, running_count.
+
+DuckDB's own lag/sum/first_value/row_number OVER compute the same things in a batch query, but
+they sort the rows with every column in tow, and live mode (which sees one micro-batch at a
+time) cannot resume them. These carry their state like every kernel, so a feature set built
+from kernels only gives the same rows in research and in live mode.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .jit import njit
+from .kernel import KernelSpec, Output, Param
+from .registry import register
+
+PREV, DIFF, CUMSUM, FIRST, COUNT = 0, 1, 2, 3, 4
+
+
+@njit(cache=True)
+def _sequence_core(rows, gid, x, k, mode, ring, head, seen, total, comp, out):
+    for p in range(len(rows)):
+        r = rows[p]
+        v = x[r]
+        if math.isnan(v):
+            continue
+        g = gid[r]
+        n = seen[g]
+        seen[g] = n + 1
+        if mode == PREV or mode == DIFF:
+            if n >= k:  # the ring holds the last k values; the oldest is k rows back
+                old = ring[g, head[g]]
+                out[r, 0] = old if mode == PREV else v - old
+            ring[g, head[g]] = v
+            head[g] = (head[g] + 1) % k
+        elif mode == CUMSUM:  # Kahan-Babuska: the running sum of 10M returns keeps its digits
+            t = total[g] + v
+            if abs(total[g]) >= abs(v):
+                comp[g] += (total[g] - t) + v
+            else:
+                comp[g] += (v - t) + total[g]
+            total[g] = t
+            out[r, 0] = t + comp[g]
+        elif mode == FIRST:
+            if n == 0:
+                total[g] = v
+            out[r, 0] = total[g]
+        else:
+            out[r, 0] = n + 1
+
+
+def _sequence(mode: int):
+    def state(params, groups):
+        k = params.get("k", 1)
+        return {"ring": np.zeros((groups, k)), "head": np.zeros(groups, np.int64),
+                "seen": np.zeros(groups, np.int64), "total": np.zeros(groups), "comp": np.zeros(groups)}
+
+    def step(st, cols, ts, gid, rows, params, out):
+        _sequence_core(rows, gid, cols[0], params.get("k", 1), mode, st["ring"], st["head"], st["seen"],
+                       st["total"], st["comp"], out)
+
+    return state, step
+
+
+K = Param("k", "int", 1, ">0", "rows back (non-NULL rows)")
+for _name, _mode, _params, _type, _doc in (
+    ("prev", PREV, (K,), "DOUBLE", "the value k non-NULL rows back (a resumable lag); NULL until k rows are seen"),
+    ("diff", DIFF, (K,), "DOUBLE", "x - prev(x, k)"),
+    ("cumsum", CUMSUM, (), "DOUBLE", "running sum over the partition so far (compensated)"),
+    ("first", FIRST, (), "DOUBLE", "the partition's first non-NULL value"),
+    ("running_count", COUNT, (), "BIGINT", "number of non-NULL rows so far, this one included"),
+):
+    _state, _step = _sequence(_mode)
+    register(KernelSpec(name=_name, doc=_doc, inputs=("x",), params=_params, outputs=(Output("value", _type),),
+                        state=_state, step=_step, category="returns"))
