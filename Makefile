@@ -7,7 +7,7 @@ COMPAT := $(VENV)/compat-duckdb14
 DEMO   := build/demo/crypto.duckdb
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,9 @@ test: $(STAMP) $(COMPAT)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+docs: $(STAMP)
+	$(PY) -c "from cryptodb.udfs.listing import markdown; print(markdown())" > docs/kernels.md
 
 clean:
 	rm -rf build .pytest_cache

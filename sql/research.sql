@@ -53,7 +53,7 @@ WITH base AS (
         expanding_mean(price) OVER w                        AS running_mean,
         expanding_std(price) OVER w                         AS running_std,
         running_count(price) OVER w                         AS n_obs,
-        price - first(price) OVER w                         AS pnl  -- one unit held since the first tick
+        price - first_seen(price) OVER w                    AS pnl  -- one unit held since the first tick
     FROM ticks
     WHERE ts >= getvariable('since')
     WINDOW w AS (PARTITION BY symbol ORDER BY ts, seq)

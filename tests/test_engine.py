@@ -283,3 +283,20 @@ def test_spliced_tables_are_released(market):
     assert registered() == 1  # the inner level was freed as soon as the outer level had read it
     assert len(result.df()) == 9000 - 3 * 14
     assert registered() == 0
+
+
+def test_builtin_names_stay_duckdb_without_parameters(market):
+    got = market.sql(f"SELECT ts, stddev(price) OVER w AS native, stddev(price, 5) OVER w AS kernel "
+                     f"FROM ticks WHERE symbol = 'BTC-USD' {W} ORDER BY ts").df()
+    prices = market.sql("SELECT price FROM ticks WHERE symbol = 'BTC-USD' ORDER BY ts").df().price
+    np.testing.assert_allclose(got.native.to_numpy(dtype=float), prices.expanding().std().to_numpy(),
+                               rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(got.kernel.to_numpy(dtype=float), talib.STDDEV(prices.to_numpy(), 5),
+                               rtol=1e-6, equal_nan=True)
+
+
+def test_statements_sqlglot_cannot_parse_still_run(market):
+    # `first(...)` and OVER in one PIVOT statement look like kernel use to the textual gate.
+    rows = market.sql("""WITH p AS (SELECT symbol, lag(price) OVER (PARTITION BY symbol ORDER BY ts) AS x FROM ticks)
+                         PIVOT p ON symbol USING first(x) ORDER BY ALL""").fetchall()
+    assert len(rows) == 1

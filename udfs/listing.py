@@ -55,3 +55,25 @@ def describe(name: str) -> str:
                               "a row-wise SQL macro stored in the catalog: any DuckDB client can call it",
                               f"definition: {unit.body}"])
     raise KeyError(name)
+
+
+def markdown() -> str:
+    """docs/kernels.md: every kernel by kind and category (regenerate with `make docs`)."""
+    lines = ["# Kernels", "",
+             "Generated from the registry by `make docs`; `cryptodb kernels NAME` shows one in full.",
+             "Window kernels are called as `name(args) OVER (PARTITION BY ... ORDER BY ts)`; row-wise",
+             "kernels are SQL macros stored in the catalog, callable from any DuckDB client.", ""]
+    rows = describe_all()
+    for kind, title in (("window", "Window kernels"), ("row", "Row-wise kernels (SQL macros)")):
+        lines += [f"## {title}", "", "| name | category | signature | checked against | meaning |",
+                  "|---|---|---|---|---|"]
+        for r in (r for r in rows if r["kind"] == kind):
+            sig = r["signature"].replace("|", "\\|")
+            lines.append(f"| `{r['name']}` | {r['category']} | `{sig}` | {_checked(r['reference'])} | "
+                         f"{r['doc'].replace('|', '/')} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _checked(reference: str) -> str:
+    return {"T": "TA-Lib", "P": "numpy/pandas", "L": "paper", "formula": "formula"}[reference]

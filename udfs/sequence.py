@@ -69,7 +69,7 @@ for _name, _mode, _params, _type, _doc in (
     ("prev", PREV, (K,), "DOUBLE", "the value k non-NULL rows back (a resumable lag); NULL until k rows are seen"),
     ("diff", DIFF, (K,), "DOUBLE", "x - prev(x, k)"),
     ("cumsum", CUMSUM, (), "DOUBLE", "running sum over the partition so far (compensated)"),
-    ("first", FIRST, (), "DOUBLE", "the partition's first non-NULL value"),
+    ("first_seen", FIRST, (), "DOUBLE", "the partition's first non-NULL value"),
     ("running_count", COUNT, (), "BIGINT", "number of non-NULL rows so far, this one included"),
 ):
     _state, _step = _sequence(_mode)

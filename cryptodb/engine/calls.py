@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import duckdb
 from sqlglot import exp
@@ -33,6 +34,13 @@ class KernelCall:
     def window_key(self) -> tuple:
         """Calls with equal keys share grouping and ordering work."""
         return (tuple(p.sql() for p in self.partition), tuple(o.sql() for o in self.order))
+
+
+@lru_cache(maxsize=1)
+def duckdb_builtins() -> frozenset[str]:
+    """DuckDB's own function names: a kernel sharing one is a kernel only when given parameters."""
+    names = duckdb.connect().sql("SELECT DISTINCT lower(function_name) FROM duckdb_functions()").fetchall()
+    return frozenset(n for (n,) in names)
 
 
 def _named_window(scope: exp.Select, name: str) -> exp.Window | None:
@@ -68,6 +76,8 @@ def find_calls(tree: exp.Expression) -> list[KernelCall]:
             continue
         spec, field_name = found
         name = fn.name.lower()
+        if name in duckdb_builtins() and len(fn.expressions) <= len(spec.inputs):
+            continue  # stddev(x) OVER w is DuckDB's; stddev(x, 20) OVER w is the kernel
         scope = node.find_ancestor(exp.Select)
         if scope is None:
             raise KernelShapeError(f"{name}: a kernel call must be inside a SELECT")

@@ -6,6 +6,7 @@ import logging
 import time
 
 import pyarrow as pa
+import sqlglot
 from sqlglot import exp
 
 from cryptodb.engine import views
@@ -63,7 +64,12 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
     statements that call kernels or name kernel views here)."""
     con = engine.con
     kernel_views = defined(con) if kernel_views is None else kernel_views
-    tree = parse(sql)
+    try:
+        tree = parse(sql)
+    except sqlglot.errors.ParseError:
+        # The text only looked like it calls kernels (a kernel name used as an aggregate, say) and
+        # uses syntax sqlglot does not know: DuckDB runs it as it is.
+        return con.sql(sql, params=params)
     _substitute_params(tree, params)
     dropped = views.dropped_view(tree, kernel_views)
     if dropped:
