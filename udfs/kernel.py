@@ -58,6 +58,17 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Ring:
+    """State arrays holding a ring buffer per partition: oldest at `head`, `count` in use.
+
+    Saving a partition's state unrolls its rings, and INTERVAL windows grow them."""
+
+    arrays: tuple[str, ...]
+    head: str = "head"
+    count: str = "count"
+
+
+@dataclass(frozen=True)
 class Output:
     name: str
     type: str = "DOUBLE"  # the SQL type of the spliced column (DOUBLE, BIGINT, INTEGER)
@@ -80,10 +91,16 @@ class KernelSpec:
     field_aliases: dict[str, str] = field(default_factory=dict)
     # Names of `state` arrays whose second axis grows (INTERVAL windows keep a variable count of rows).
     growable: tuple[str, ...] = ()
+    # Rings whose layout is not the default ("head", "count" over `growable`): see Ring.
+    rings: tuple[Ring, ...] = ()
     # Checks across parameters, after each was converted: raise KernelParamError naming the kernel.
     validate: Callable[[dict], None] | None = None
     # Parameter sets worth showing and testing when the defaults alone are not a valid call.
     examples: tuple[dict, ...] = ()
+
+    @property
+    def ring_layout(self) -> tuple[Ring, ...]:
+        return self.rings or ((Ring(self.growable),) if self.growable else ())
 
     @property
     def is_struct(self) -> bool:
@@ -204,7 +221,8 @@ def _interval_ns(value) -> int:
     raise TypeError(value)
 
 
-def ensure_capacity(state: dict, names: tuple[str, ...], need: int) -> None:
+def ensure_capacity(state: dict, names: tuple[str, ...], need: int, head: str = "head",
+                    count: str = "count") -> None:
     """Grow the second axis of the named state arrays to at least `need`, keeping ring order.
 
     Ring buffers are stored with `head` (oldest) and `count`; growing unrolls every partition's
@@ -214,7 +232,7 @@ def ensure_capacity(state: dict, names: tuple[str, ...], need: int) -> None:
     if need <= cap:
         return
     new_cap = max(need, cap * 2)
-    head, count = state["head"], state["count"]
+    head, count = state[head], state[count]
     for name in names:
         old = state[name]
         new = np.zeros((old.shape[0], new_cap, *old.shape[2:]), dtype=old.dtype)

@@ -1,0 +1,63 @@
+"""Saving and restoring a kernel's state one partition at a time.
+
+A kernel's state is a dict of arrays whose first axis is the partition. Live mode keeps each
+(kernel call, partition key) row between micro-batches; the partitions present in a batch get
+new dense ids each time, so a saved row must fit into any position of a fresh state. Ring
+buffers (growable for INTERVAL windows) are stored unrolled, oldest first, so rows saved with
+different capacities can share one state.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from .kernel import KernelSpec, ensure_capacity
+
+
+def extract(spec: KernelSpec, state: dict[str, np.ndarray], g: int) -> dict[str, np.ndarray]:
+    """Partition g's state, self-contained (every ring unrolled so that its head is 0)."""
+    row = {name: np.array(values[g]) for name, values in state.items()}
+    for ring in spec.ring_layout:
+        if ring.arrays[0] not in state:
+            continue  # this call's parameters need no ring (vwap over the whole partition)
+        cap = state[ring.arrays[0]].shape[1]
+        order = (int(state[ring.head][g]) + np.arange(int(state[ring.count][g]))) % cap
+        for name in ring.arrays:
+            row[name] = np.array(state[name][g][order])
+        row[ring.head] = np.array(0, dtype=state[ring.head].dtype)
+    return row
+
+
+def assemble(spec: KernelSpec, params: dict, rows: list[dict[str, np.ndarray] | None]) -> dict[str, np.ndarray]:
+    """A state for len(rows) partitions: saved rows where given, empty state where None."""
+    state = spec.new_state(params, len(rows))
+    ring_arrays = set()
+    for ring in spec.ring_layout:
+        if ring.arrays[0] not in state:
+            continue
+        ring_arrays |= set(ring.arrays)
+        need = max([len(r[ring.arrays[0]]) for r in rows if r is not None], default=0)
+        if need > state[ring.arrays[0]].shape[1]:
+            ensure_capacity(state, ring.arrays, need, ring.head, ring.count)
+    for g, row in enumerate(rows):
+        if row is None:
+            continue
+        for name, values in row.items():
+            if name in ring_arrays:
+                state[name][g, : len(values)] = values
+            else:
+                state[name][g] = values
+    return state
+
+
+def to_bytes(row: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **row)
+    return buf.getvalue()
+
+
+def from_bytes(blob: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(blob)) as data:
+        return {name: data[name] for name in data.files}
