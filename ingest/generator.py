@@ -115,6 +115,11 @@ LATENCY_SD = 0.8
 LATENCY_BOUNDS_NS = (1e5, 5e7)
 VENUE_NOISE_SECONDS = 10.0  # a venue's mispricing decays on this time scale
 VENUE_BASIS_SD_BPS = 0.5
+MARKET_VOL = 0.50  # annual volatility of the common crypto factor every symbol loads on
+IDIOSYNCRATIC_SHARE = 0.6  # a symbol's own volatility, as a share of its profile's total
+MARKET_GRID_SECONDS = 1.0  # the factor is a random walk on this grid, interpolated between points
+MARKET_BLOCK_POINTS = 3600  # grid points drawn per block; block b depends only on (seed, b)
+_MARKET_TAG = 0x6D6B74  # separates the factor's random streams from every symbol's
 TRADE_ID_BASE = 1_000_000_000  # ids stay ten digits for 8e9 trades or more: they sort as text too
 
 _LATENT_NORMALS, _LATENT_UNIFORMS, _VENUE_NORMALS, _VENUE_UNIFORMS = 3, 3, 5, 3
@@ -338,6 +343,35 @@ class _Path:
     FIELDS = ("t", "logp", "h", "regime")
 
 
+class _MarketFactor:
+    """The common factor of crypto returns, M(t): a Gaussian random walk on a one-second grid,
+    linear between grid points. It depends only on the seed (and t), so every symbol of a run
+    sees the same factor whichever symbols are generated, and each symbol's rows still depend
+    only on (seed, symbol, its tick count, start)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.step_sd = MARKET_VOL * math.sqrt(MARKET_GRID_SECONDS / YEAR_SECONDS)
+        self._levels = np.zeros(1)  # M at grid points 0..len-1; M(0) = 0
+
+    def _extend(self, points: int) -> None:
+        while len(self._levels) < points:
+            block = (len(self._levels) - 1) // MARKET_BLOCK_POINTS
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, _MARKET_TAG, block]))
+            steps = rng.standard_normal(MARKET_BLOCK_POINTS) * self.step_sd
+            self._levels = np.concatenate([self._levels, self._levels[-1] + np.cumsum(steps)])
+
+    def at(self, t_ns: np.ndarray) -> np.ndarray:
+        grid = t_ns / (MARKET_GRID_SECONDS * 1e9)
+        self._extend(int(grid.max(initial=0)) + 2)
+        return np.interp(grid, np.arange(len(self._levels)), self._levels)
+
+
+def _beta(symbol: str) -> float:
+    """Loading on the market factor: BTC 1, the others 0.9-1.4 (alts move more than bitcoin)."""
+    return 1.0 if symbol == "BTC-USD" else 0.9 + 0.5 * (stable_hash(symbol + ":beta") & 0xFFFF) / 0xFFFF
+
+
 class _LatentMarket:
     """One symbol's common price process, advanced chunk by chunk."""
 
@@ -345,7 +379,9 @@ class _LatentMarket:
         arrival, normals, uniforms, initial = _generators(np.random.SeedSequence([seed, stable_hash(symbol)]), 4)
         self._arrival, self._normals, self._uniforms = arrival, normals, uniforms
         kappa = math.log(2.0) / LOGVOL_HALF_LIFE_SECONDS
-        mu_calm = math.log(profile.vol / math.sqrt(YEAR_SECONDS))
+        mu_calm = math.log(profile.vol * IDIOSYNCRATIC_SHARE / math.sqrt(YEAR_SECONDS))
+        self.factor = _MarketFactor(seed)
+        self.beta = _beta(symbol)
         rate = RATE_PER_ACTIVITY * profile.activity
         self.params = np.array([
             rate, rate * TURBULENT_RATE_MULT, kappa, mu_calm, mu_calm + math.log(TURBULENT_VOL_MULT),
@@ -366,6 +402,7 @@ class _LatentMarket:
         path = _Path(np.empty(rows, np.int64), np.empty(rows), np.empty(rows), np.empty(rows, np.int8))
         _kernel("_latent_kernel")(arrival, z, u, self.params, self._state_f, self._state_i,
                                   path.t, path.logp, path.h, path.regime)
+        path.logp += self.beta * self.factor.at(path.t)  # the state keeps the symbol's own part
         return path
 
 

@@ -316,3 +316,22 @@ def test_exchanges_with_tiny_chunks_still_see_the_lagged_path():
         return ticks.to_pandas().sort_values(["exchange", "seq"]).reset_index(drop=True)
 
     pd.testing.assert_frame_equal(rows(3), rows(100_000))
+
+
+def test_symbols_share_a_market_factor():
+    """Crypto returns move together: one-minute returns of BTC and ETH correlate strongly."""
+    import pandas as pd
+
+    frames = {}
+    for kind, table in generate(symbols=["BTC-USD", "ETH-USD"], ticks=200_000, seed=3):
+        if kind == "ticks":
+            df = table.to_pandas()
+            frames.setdefault(df.symbol.iloc[0], []).append(df)
+    minute = {}
+    for sym, parts in frames.items():
+        df = pd.concat(parts)
+        last = df.set_index("ts").price.resample("1min").last().dropna()
+        minute[sym] = np.log(last).diff()
+    joined = pd.concat(minute, axis=1).dropna()
+    assert len(joined) > 100
+    assert joined.corr().loc["BTC-USD", "ETH-USD"] > 0.5
