@@ -320,8 +320,6 @@ def test_exchanges_with_tiny_chunks_still_see_the_lagged_path():
 
 def test_symbols_share_a_market_factor():
     """Crypto returns move together: one-minute returns of BTC and ETH correlate strongly."""
-    import pandas as pd
-
     frames = {}
     for kind, table in generate(symbols=["BTC-USD", "ETH-USD"], ticks=200_000, seed=3):
         if kind == "ticks":
