@@ -1,8 +1,8 @@
-"""Rolling mean / variance family: one windowed Welford core, many kernels.
+"""Rolling mean / variance family: one windowed core, many kernels.
 
-Welford updates with removal keep each row O(1); every `count` removals the window's mean and
-M2 are recomputed two-pass from the buffer (amortised O(1)), so rounding cannot drift over
-10M+ rows the way running sums of squares do.
+Shifted sums with removal keep each row O(1); every `count` removals they are re-anchored on the
+window's mean, two-pass from the buffer (amortised O(1)), so rounding cannot drift over 10M+ rows
+the way running sums of squares of raw prices do.
 """
 
 from __future__ import annotations
@@ -21,32 +21,39 @@ SQUARE_INPUT = 1  # transform: feed x*x (realized variance)
 
 
 @njit(cache=True)
-def _recompute(buf, head, count, g, mean, m2):
-    """Two-pass mean and M2 of partition g's window (the ring may wrap: two contiguous runs)."""
+def _recompute(buf, head, count, g, shift, s1, s2):
+    """Re-anchor partition g's sums on its window's mean, two-pass (the ring may wrap)."""
     n = count[g]
     cap = buf.shape[1]
     h = head[g]
     first = min(n, cap - h)
-    s = 0.0
+    total = 0.0
     for i in range(h, h + first):
-        s += buf[g, i, 0]
+        total += buf[g, i, 0]
     for i in range(n - first):
-        s += buf[g, i, 0]
-    mu = s / n if n > 0 else 0.0
-    q = 0.0
+        total += buf[g, i, 0]
+    k = total / n if n > 0 else 0.0
+    a = 0.0
+    b = 0.0
     for i in range(h, h + first):
-        d = buf[g, i, 0] - mu
-        q += d * d
+        d = buf[g, i, 0] - k
+        a += d
+        b += d * d
     for i in range(n - first):
-        d = buf[g, i, 0] - mu
-        q += d * d
-    mean[g] = mu
-    m2[g] = q
+        d = buf[g, i, 0] - k
+        a += d
+        b += d * d
+    shift[g] = k
+    s1[g] = a
+    s2[g] = b
 
 
 @njit(cache=True)
-def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts, mean, m2, since,
+def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts, shift, s1, s2, since,
                  last, run, out, mode, ddof, k_up, k_dn, transform):
+    """Sums of (x - K) and (x - K)^2 with K near the window's mean: the rounding of a variance then
+    scales with the window's own spread, not with the price level (Welford's updates lost 1e-9 on
+    a window of 29 equal prices and one other)."""
     for p in range(start, len(rows)):
         r = rows[p]
         v = x[r]
@@ -62,44 +69,45 @@ def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts
             i = head[g]
             head[g] = (i + 1) % cap
             count[g] -= 1
-            old = buf[g, i, 0]
-            n = count[g]
-            if n == 0:
-                mean[g] = 0.0
-                m2[g] = 0.0
-            else:
-                new_mean = mean[g] + (mean[g] - old) / n
-                m2[g] -= (old - mean[g]) * (old - new_mean)
-                mean[g] = new_mean
+            d = buf[g, i, 0] - shift[g]
+            s1[g] -= d
+            s2[g] -= d * d
             since[g] += 1
         if count[g] == cap:
             return p  # an INTERVAL window needs more room: `drive` grows it and resumes here
+        if count[g] == 0:
+            shift[g] = v
+            s1[g] = 0.0
+            s2[g] = 0.0
         i = (head[g] + count[g]) % cap
         buf[g, i, 0] = v
         bts[g, i] = t
         count[g] += 1
         n = count[g]
-        d = v - mean[g]
-        mean[g] += d / n
-        m2[g] += d * (v - mean[g])
+        d = v - shift[g]
+        s1[g] += d
+        s2[g] += d * d
         # Trailing run of equal values: when it spans the window, the window is flat exactly, and
         # the variance is 0 rather than whatever rounding residue the updates left behind.
         run[g] = run[g] + 1 if run[g] > 0 and v == last[g] else 1
         last[g] = v
         if run[g] >= n:
-            mean[g] = v
-            m2[g] = 0.0
+            shift[g] = v
+            s1[g] = 0.0
+            s2[g] = 0.0
         elif since[g] >= n:
-            _recompute(buf, head, count, g, mean, m2)
+            _recompute(buf, head, count, g, shift, s1, s2)
             since[g] = 0
         if rows_n > 0 and n < rows_n:
             continue  # an INTEGER window gives NULL until it is full
-        mu = mean[g]
-        q = m2[g] if m2[g] > 0.0 else 0.0
+        mu = shift[g] + s1[g] / n
+        q = s2[g] - s1[g] * s1[g] / n
+        if q < 0.0:
+            q = 0.0
         if mode == MEAN:
             out[r, 0] = mu
         elif mode == SUM:
-            out[r, 0] = mu * n
+            out[r, 0] = shift[g] * n + s1[g]
         elif mode == VAR or mode == STD:
             if n - ddof > 0:
                 var = q / (n - ddof)
@@ -117,8 +125,8 @@ def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts
 
 def _moments_state(params: dict, groups: int) -> dict:
     state = ring_state(groups, params["n"])
-    state.update(mean=np.zeros(groups), m2=np.zeros(groups), since=np.zeros(groups, np.int64),
-                 last=np.zeros(groups), run=np.zeros(groups, np.int64))
+    state.update(shift=np.zeros(groups), s1=np.zeros(groups), s2=np.zeros(groups),
+                 since=np.zeros(groups, np.int64), last=np.zeros(groups), run=np.zeros(groups, np.int64))
     return state
 
 
@@ -130,7 +138,7 @@ def _moments_step(mode: int, transform: int = 0, ddof_param: str | None = None, 
         k_dn = float(params.get("nbdevdn", 1.0))
         drive(moments_core, state, RING, rows, lambda s: (
             gid, ts, cols[0], win.rows, win.span_ns, s["head"], s["count"], s["buf"], s["bts"],
-            s["mean"], s["m2"], s["since"], s["last"], s["run"], out, mode, ddof, k_up, k_dn, transform))
+            s["shift"], s["s1"], s["s2"], s["since"], s["last"], s["run"], out, mode, ddof, k_up, k_dn, transform))
 
     return step
 

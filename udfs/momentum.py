@@ -49,7 +49,7 @@ def _rsi_core(rows, gid, x, n, count, prev, gain, loss, out):
             loss[g] /= n
             gain[g] /= n
         total = gain[g] + loss[g]
-        out[r, 0] = 100.0 * gain[g] / total if not (-TA_EPSILON < total < TA_EPSILON) else 0.0
+        out[r, 0] = 100.0 * gain[g] / total if total != 0.0 else 0.0  # TA-Lib 0.8 tests exactly
 
 
 def _rsi_state(params, groups):

@@ -1,0 +1,246 @@
+"""Rolling extremes: one monotonic-deque core for rolling_min / rolling_max / donchian (and, from
+udfs.momentum, TA-Lib's willr / stoch / aroon).
+
+A partition's window is the usual ring of udfs.window (`head`, `count`, values in `buf`, ts in
+`bts`; INTEGER windows fixed, INTERVAL windows grown by `drive`). The max deque (values strictly
+decreasing from front to back) and the min deque (strictly increasing) are threaded through that
+ring as doubly linked lists: `link` holds, per ring slot, the next and previous deque member of
+each, and `ends` the front and back of each deque. Members are named by their row number in the
+partition (`seen` counts rows), so links survive the ring being grown or unrolled, and the state
+keeps the single-ring layout that `ensure_capacity` and udfs.state save and restore.
+
+A row evicts what leaves the ring (a deque member leaving is that deque's front), pops the back
+members it dominates and links itself at the back: every row enters and leaves each deque once,
+O(1) amortised, never a rescan of the window. Among equal values the newest stays (a new row pops
+equal backs): TA-Lib's tie rule for AROON, which reports how many rows ago the latest extreme was.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .jit import njit
+from .kernel import KernelSpec, Output, Param, Window
+from .registry import register
+from .window import RING, drive, ring_state
+
+LINKED = (*RING, "link")  # the growable arrays: ring values (high, low), ts, and the deque links
+NEXT_HI, PREV_HI, NEXT_LO, PREV_LO = 0, 1, 2, 3  # link[g, slot, :]
+FRONT_HI, BACK_HI, FRONT_LO, BACK_LO = 0, 1, 2, 3  # ends[g, :]; -1 = empty deque
+NONE = -1  # a result column not asked for
+
+
+def deque_state(groups: int, window: Window) -> dict[str, np.ndarray]:
+    """The window ring (two values per row: high and low), the deque links, the row counter."""
+    state = ring_state(groups, window, width=2)
+    state["link"] = np.full((groups, state["buf"].shape[1], 4), -1, np.int64)
+    state["seen"] = np.zeros(groups, np.int64)
+    state["ends"] = np.full((groups, 4), -1, np.int64)
+    return state
+
+
+@njit(cache=True)
+def extremes_core(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, count, buf, bts, link, seen, ends,
+                  dest, c_max, c_min, c_mid, c_max_age, c_min_age):
+    """Write dest[r, c_*] for each row r: window max of `hi`, window min of `lo`, their midpoint and
+    how many rows ago each extreme was (counting only non-NULL rows).
+
+    A column index of NONE is not written; the max (min) deque is kept only when a max (min) column
+    is asked for. A row with `hi`, `lo` or `gate` NaN (`gate`: a kernel's other input, such as the
+    close of WILLR) is skipped, state untouched, and gets NaN like a row of an INTEGER window not
+    yet full. Returns len(rows), or the position of a row an INTERVAL ring has no room for yet
+    (`drive` grows it and resumes there). Pushes and pops are written inline: as calls they cost
+    more than the rest of a row.
+    """
+    want_max = c_max >= 0 or c_max_age >= 0 or c_mid >= 0
+    want_min = c_min >= 0 or c_min_age >= 0 or c_mid >= 0
+    cap = buf.shape[1]
+    # The current partition's scalars live in locals while its rows follow each other, and go back
+    # to the state arrays when another partition's row comes (or the call ends): a row would
+    # otherwise wait for the previous row's stores of the very same values.
+    cur = -1
+    h = 0
+    cnt = 0
+    s = 0
+    front_hi = -1
+    back_hi = -1
+    front_lo = -1
+    back_lo = -1
+    for p in range(start, len(rows)):
+        r = rows[p]
+        a = hi[r]
+        b = lo[r]
+        hi_val = np.nan
+        lo_val = np.nan
+        hi_age = np.nan
+        lo_age = np.nan
+        if not (math.isnan(a) or math.isnan(b) or math.isnan(gate[r])):
+            g = gid[r]
+            if g != cur:
+                if cur >= 0:
+                    head[cur] = h
+                    count[cur] = cnt
+                    seen[cur] = s
+                    ends[cur, FRONT_HI] = front_hi
+                    ends[cur, BACK_HI] = back_hi
+                    ends[cur, FRONT_LO] = front_lo
+                    ends[cur, BACK_LO] = back_lo
+                cur = g
+                h = head[g]
+                cnt = count[g]
+                s = seen[g]
+                front_hi = ends[g, FRONT_HI]
+                back_hi = ends[g, BACK_HI]
+                front_lo = ends[g, FRONT_LO]
+                back_lo = ends[g, BACK_LO]
+            t = ts[r]
+            oldest = s - cnt  # the row number in slot `head`
+            # Rows leave the window oldest first; a deque member leaving is that deque's front.
+            while cnt > 0 and (cnt + 1 > rows_n if rows_n > 0 else bts[g, h] <= t - span_ns):
+                if front_hi == oldest:
+                    front_hi = link[g, h, NEXT_HI]
+                    if front_hi < 0:
+                        back_hi = -1
+                if front_lo == oldest:
+                    front_lo = link[g, h, NEXT_LO]
+                    if front_lo < 0:
+                        back_lo = -1
+                h = h + 1 if h + 1 < cap else 0
+                cnt -= 1
+                oldest += 1
+            if cnt == cap:  # an INTERVAL window needs more room: `drive` grows it and resumes here
+                head[g] = h
+                count[g] = cnt
+                seen[g] = s
+                ends[g, FRONT_HI] = front_hi
+                ends[g, BACK_HI] = back_hi
+                ends[g, FRONT_LO] = front_lo
+                ends[g, BACK_LO] = back_lo
+                return p
+            i = h + cnt
+            if i >= cap:
+                i -= cap
+            buf[g, i, 0] = a
+            buf[g, i, 1] = b
+            bts[g, i] = t
+            cnt += 1
+            full = rows_n == 0 or s + 1 >= rows_n  # an INTEGER window gives NULL until it is full
+            if want_max:
+                k = back_hi
+                while k >= oldest:  # drop the members this row dominates (ties too: the newest stays)
+                    j = h + (k - oldest)
+                    if j >= cap:
+                        j -= cap
+                    if buf[g, j, 0] > a:
+                        link[g, j, NEXT_HI] = s
+                        break
+                    k = link[g, j, PREV_HI]
+                if k < oldest:  # the deque emptied (the front's PREV names a row already gone)
+                    k = -1
+                    front_hi = s
+                link[g, i, PREV_HI] = k
+                link[g, i, NEXT_HI] = -1
+                back_hi = s
+                if full:
+                    j = h + (front_hi - oldest)
+                    if j >= cap:
+                        j -= cap
+                    hi_val = buf[g, j, 0]
+                    hi_age = s - front_hi
+            if want_min:
+                k = back_lo
+                while k >= oldest:
+                    j = h + (k - oldest)
+                    if j >= cap:
+                        j -= cap
+                    if buf[g, j, 1] < b:
+                        link[g, j, NEXT_LO] = s
+                        break
+                    k = link[g, j, PREV_LO]
+                if k < oldest:
+                    k = -1
+                    front_lo = s
+                link[g, i, PREV_LO] = k
+                link[g, i, NEXT_LO] = -1
+                back_lo = s
+                if full:
+                    j = h + (front_lo - oldest)
+                    if j >= cap:
+                        j -= cap
+                    lo_val = buf[g, j, 1]
+                    lo_age = s - front_lo
+            s += 1
+        if c_max >= 0:
+            dest[r, c_max] = hi_val
+        if c_min >= 0:
+            dest[r, c_min] = lo_val
+        if c_mid >= 0:
+            dest[r, c_mid] = (hi_val + lo_val) / 2.0
+        if c_max_age >= 0:
+            dest[r, c_max_age] = hi_age
+        if c_min_age >= 0:
+            dest[r, c_min_age] = lo_age
+    if cur >= 0:
+        head[cur] = h
+        count[cur] = cnt
+        seen[cur] = s
+        ends[cur, FRONT_HI] = front_hi
+        ends[cur, BACK_HI] = back_hi
+        ends[cur, FRONT_LO] = front_lo
+        ends[cur, BACK_LO] = back_lo
+    return len(rows)
+
+
+def rolling_extremes(state: dict, hi: np.ndarray, lo: np.ndarray, ts, gid, rows, window: Window, dest: np.ndarray,
+                     c_max: int = NONE, c_min: int = NONE, c_mid: int = NONE, c_max_age: int = NONE,
+                     c_min_age: int = NONE, gate: np.ndarray | None = None) -> None:
+    """Run the deques over `rows` (state from `deque_state`), writing the asked columns of `dest`
+    (indexed by row, like `out`). `gate`: another input of the kernel, whose NULL rows are skipped
+    too (a row with any input NULL is skipped whole)."""
+    gate = hi if gate is None else gate
+    drive(extremes_core, state, LINKED, rows, lambda s: (
+        gid, ts, hi, lo, gate, window.rows, window.span_ns, s["head"], s["count"], s["buf"], s["bts"], s["link"],
+        s["seen"], s["ends"], dest, c_max, c_min, c_mid, c_max_age, c_min_age))
+
+
+# -- kernels ------------------------------------------------------------------------------------------
+WINDOW = Param("n", "window", doc="INTEGER rows or INTERVAL")
+
+
+def _rolling(which: str):
+    def state(params, groups):
+        return deque_state(groups, params["n"])
+
+    def step(st, cols, ts, gid, rows, params, out):
+        x = cols[0]
+        if which == "max":
+            rolling_extremes(st, x, x, ts, gid, rows, params["n"], out, c_max=0)
+        else:
+            rolling_extremes(st, x, x, ts, gid, rows, params["n"], out, c_min=0)
+
+    return state, step
+
+
+for _name, _which, _doc in (("rolling_min", "min", "minimum over the window (monotonic deque)"),
+                            ("rolling_max", "max", "maximum over the window (monotonic deque)")):
+    _state, _step = _rolling(_which)
+    register(KernelSpec(name=_name, doc=_doc, inputs=("x",), params=(WINDOW,), outputs=(Output("value"),),
+                        state=_state, step=_step, reference="P", category="statistics", growable=LINKED))
+
+
+def _donchian_state(params, groups):
+    return deque_state(groups, params["n"])
+
+
+def _donchian_step(st, cols, ts, gid, rows, params, out):
+    rolling_extremes(st, cols[0], cols[1], ts, gid, rows, params["n"], out, c_max=0, c_min=1, c_mid=2)
+
+
+register(KernelSpec(
+    name="donchian", doc="Donchian channel: highest high, lowest low and their midpoint over the window",
+    inputs=("high", "low"), params=(WINDOW,), outputs=(Output("upper"), Output("lower"), Output("mid")),
+    state=_donchian_state, step=_donchian_step, reference="P", category="momentum",
+    growable=LINKED,
+    field_aliases={"donchian_upper": "upper", "donchian_lower": "lower", "donchian_mid": "mid"}))
