@@ -300,3 +300,21 @@ def test_statements_sqlglot_cannot_parse_still_run(market):
     rows = market.sql("""WITH p AS (SELECT symbol, lag(price) OVER (PARTITION BY symbol ORDER BY ts) AS x FROM ticks)
                          PIVOT p ON symbol USING first(x) ORDER BY ALL""").fetchall()
     assert len(rows) == 1
+
+
+def test_kernel_reads_another_kernels_alias_in_the_same_select(market):
+    same = market.sql(f"""SELECT symbol, ts, seq, log_return(price) OVER w AS ret,
+                                 realized_var(ret, 30) OVER w AS rv, ema(h, 4) OVER w AS smooth,
+                                 macd_hist(price) OVER w AS h
+                          FROM ticks {W} ORDER BY symbol, ts""").df()
+    nested = market.sql(f"""WITH k AS (SELECT symbol, ts, seq, log_return(price) OVER w AS ret,
+                                              macd_hist(price) OVER w AS h FROM ticks {W})
+                            SELECT symbol, ts, seq, ret, realized_var(ret, 30) OVER w AS rv,
+                                   ema(h, 4) OVER w AS smooth, h FROM k {W} ORDER BY symbol, ts""").df()
+    pd.testing.assert_frame_equal(same, nested)
+    assert same.rv.notna().sum() > 8000
+
+
+def test_alias_of_a_struct_kernel_needs_a_field(market):
+    with pytest.raises(CryptodbError, match="returns a STRUCT"):
+        market.sql(f"SELECT macd(price) OVER w AS m, ema(m, 3) OVER w FROM ticks {W}")

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from cryptodb.udfs.jit import njit
 
 from cryptodb.engine.calls import KernelCall, KernelShapeError
-from cryptodb.engine.planner import ScopePlan
+from cryptodb.engine.planner import ScopePlan, dependency_of
 
 _THREADS = max(1, min(4, os.cpu_count() or 1))
 ARROW_TYPES = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_()}
@@ -178,33 +178,64 @@ def compute(table: pa.Table, plan: ScopePlan) -> list[pa.Array]:
         windows[key] = (gid, groups, rows, keyed[0][0] if first_is_time else None)
 
     floats: dict[str, np.ndarray] = {}
-    work: dict[tuple, tuple] = {}
-    for call, arg_cols in zip(plan.calls, plan.arg_columns):
-        key = _call_key(call, arg_cols)
-        if key in work:
-            continue
-        gid, groups, rows, ts = windows[call.window_key()]
-        if ts is None:
-            if _needs_time(call):
-                raise KernelShapeError(
-                    f"{call.name}: an INTERVAL needs the window ordered by a timestamp, ascending "
-                    f"(ORDER BY ts); this window's first ORDER BY key is not one")
-            ts = np.zeros(len(gid), np.int64)
-        for c in arg_cols:
-            if c not in floats:
-                floats[c] = _as_float(table.column(c), call.name)
-        work[key] = (call, [floats[c] for c in arg_cols], ts, gid, groups, rows)
+    done: dict[tuple, np.ndarray] = {}
+    keys = [_call_key(call, cols) for call, cols in zip(plan.calls, plan.arg_columns)]
+    pending = list(range(len(plan.calls)))
+    while pending:
+        # A call reading another call's output (through its alias) waits for it.
+        ready = [i for i in pending if all(keys[d] in done for d in _dependencies(plan.arg_columns[i]))]
+        if not ready:
+            names = ", ".join(plan.calls[i].name for i in pending)
+            raise KernelShapeError(f"kernel calls read each other's outputs in a circle: {names}")
+        work: dict[tuple, tuple] = {}
+        for i in ready:
+            call, arg_cols = plan.calls[i], plan.arg_columns[i]
+            if keys[i] in done or keys[i] in work:
+                continue
+            gid, groups, rows, ts = windows[call.window_key()]
+            if ts is None:
+                if _needs_time(call):
+                    raise KernelShapeError(
+                        f"{call.name}: an INTERVAL needs the window ordered by a timestamp, ascending "
+                        f"(ORDER BY ts); this window's first ORDER BY key is not one")
+                ts = np.zeros(len(gid), np.int64)
+            cols = []
+            for c in arg_cols:
+                producer = dependency_of(c)
+                if producer is not None:
+                    cols.append(_output_values(plan.calls[producer], done[keys[producer]], call.name))
+                    continue
+                if c not in floats:
+                    floats[c] = _as_float(table.column(c), call.name)
+                cols.append(floats[c])
+            work[keys[i]] = (call, cols, ts, gid, groups, rows)
+        done.update(_run_all(work))
+        pending = [i for i in pending if i not in ready]
+    return [outputs_as_arrow(call, done[key]) for call, key in zip(plan.calls, keys)]
 
-    def run(item):
-        call, cols, ts, gid, groups, rows = item
-        state = call.spec.new_state(call.params, groups)
-        return call.spec.run(state, cols, ts, gid, rows, call.params)
 
-    # Kernel cores release the GIL, so independent kernels run on all cores at once.
+def _dependencies(arg_cols: list[str]) -> list[int]:
+    return [d for d in map(dependency_of, arg_cols) if d is not None]
+
+
+def _output_values(producer: KernelCall, out: np.ndarray, reader: str) -> np.ndarray:
+    if producer.field is not None:
+        return out[:, [o.name for o in producer.spec.outputs].index(producer.field)]
+    if producer.spec.is_struct:
+        raise KernelShapeError(f"{reader}: {producer.name} returns a STRUCT; give {reader} one field, e.g. "
+                               f"{producer.name}_{producer.spec.outputs[0].name} or (... ).{producer.spec.outputs[0].name}")
+    return out[:, 0]
+
+
+def _run_one(item) -> np.ndarray:
+    call, cols, ts, gid, groups, rows = item
+    state = call.spec.new_state(call.params, groups)
+    return call.spec.run(state, cols, ts, gid, rows, call.params)
+
+
+def _run_all(work: dict[tuple, tuple]) -> dict[tuple, np.ndarray]:
+    """Kernel cores release the GIL, so independent kernels run on all cores at once."""
     if len(work) > 1 and _THREADS > 1:
         with ThreadPoolExecutor(_THREADS) as pool:
-            done = dict(zip(work, pool.map(run, work.values())))
-    else:
-        done = {k: run(item) for k, item in work.items()}
-    return [outputs_as_arrow(call, done[_call_key(call, arg_cols)])
-            for call, arg_cols in zip(plan.calls, plan.arg_columns)]
+            return dict(zip(work, pool.map(_run_one, work.values())))
+    return {k: _run_one(item) for k, item in work.items()}

@@ -15,6 +15,16 @@ from sqlglot import exp
 from cryptodb.engine.calls import KernelCall, KernelShapeError
 
 PREFIX = "__cdb_"
+_DEPENDENCY = f"{PREFIX}dep"
+
+
+def dependency_column(producer: int) -> str:
+    """The name standing for call `producer`'s output among another call's inputs."""
+    return f"{_DEPENDENCY}{producer}"
+
+
+def dependency_of(column: str) -> int | None:
+    return int(column[len(_DEPENDENCY):]) if column.startswith(_DEPENDENCY) else None
 
 
 @dataclass
@@ -128,8 +138,19 @@ def plan_scope(scope: exp.Select, calls: list[KernelCall], number: int,
         extra.append(exp.alias_(expression.copy(), name, quoted=True))
         return name
 
-    arg_columns = [[column_for(arg, f"{PREFIX}a{i}_{j}") for j, arg in enumerate(call.inputs)]
-                   for i, call in enumerate(calls)]
+    # DuckDB lets a SELECT reuse its own aliases (`log_return(p) OVER w AS ret, realized_var(ret, 100)
+    # OVER w`); a kernel input naming another kernel's alias reads that kernel's output directly.
+    aliases = {call.node.parent.alias.lower(): i for i, call in enumerate(calls)
+               if isinstance(call.node.parent, exp.Alias)}
+
+    def input_for(i: int, j: int, arg: exp.Expression) -> str:
+        if isinstance(arg, exp.Column) and not arg.table and arg.name.lower() not in available:
+            producer = aliases.get(arg.name.lower())
+            if producer is not None and producer != i:
+                return dependency_column(producer)
+        return column_for(arg, f"{PREFIX}a{i}_{j}")
+
+    arg_columns = [[input_for(i, j, arg) for j, arg in enumerate(call.inputs)] for i, call in enumerate(calls)]
     keys: dict[tuple, tuple[list[str], list[tuple[str, bool, bool]]]] = {}
     for call in calls:
         key = call.window_key()
