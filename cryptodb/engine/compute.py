@@ -24,15 +24,49 @@ ARROW_TYPES = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32
 _SIGN = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
+@njit(cache=True)
+def _string_changes(offsets, data, valid):
+    """changed[i]: row i+1 differs from row i (bytes compared exactly; NULL differs from a value)."""
+    n = len(offsets) - 1
+    changed = np.zeros(max(n - 1, 0), np.bool_)
+    for i in range(n - 1):
+        if valid[i] != valid[i + 1]:
+            changed[i] = True
+            continue
+        a0, a1, b0, b1 = offsets[i], offsets[i + 1], offsets[i + 1], offsets[i + 2]
+        if a1 - a0 != b1 - b0:
+            changed[i] = True
+            continue
+        for k in range(a1 - a0):
+            if data[a0 + k] != data[b0 + k]:
+                changed[i] = True
+                break
+    return changed
+
+
+def _changes(arr: pa.Array) -> np.ndarray:
+    """Where a key column changes value from one row to the next."""
+    t = arr.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+        validity, offsets, data = arr.buffers()[:3]
+        width = np.int64 if pa.types.is_large_string(t) else np.int32
+        offs = np.frombuffer(offsets, width)[arr.offset: arr.offset + len(arr) + 1]
+        raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+        valid = arr.is_valid().to_numpy(zero_copy_only=False) if validity is not None else np.ones(len(arr), bool)
+        return _string_changes(offs, raw, valid)
+    # NULL = NULL is unknown, so a run of NULLs breaks at every row; that is only slower, not wrong.
+    n = len(arr)
+    return pc.invert(pc.fill_null(pc.equal(arr.slice(1), arr.slice(0, n - 1)), False)).to_numpy(
+        zero_copy_only=False)
+
+
 def _run_codes(arr: pa.Array) -> tuple[np.ndarray, int]:
     """Dense codes for one key column. Rows of a partition mostly come in runs (one file per
     symbol and day), so only the first value of each run is hashed, not every row."""
     n = len(arr)
     if n == 0:
         return np.zeros(0, np.int64), 0
-    changed = pc.invert(pc.fill_null(pc.equal(arr.slice(1), arr.slice(0, n - 1)), False))
-    # NULL = NULL is unknown, so a run of NULLs breaks at every row; that is only slower, not wrong.
-    starts = np.concatenate([[0], np.flatnonzero(changed.to_numpy(zero_copy_only=False)) + 1])
+    starts = np.concatenate([[0], np.flatnonzero(_changes(arr)) + 1])
     heads = pc.dictionary_encode(arr.take(pa.array(starts)))
     k = len(heads.dictionary)
     head_codes = heads.indices.fill_null(k).to_numpy(zero_copy_only=False).astype(np.int64)
