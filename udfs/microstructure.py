@@ -1,0 +1,375 @@
+"""Market microstructure: order flow imbalance, trade signs, VWAP, illiquidity and price impact.
+
+Windowed sums reuse volatility.window_sums_core (running sums, exact recompute every window's worth
+of removals). The covariance kernels (kyle_lambda, roll_spread) keep a windowed bivariate Welford
+state with the same periodic recompute, plus run lengths of repeated values so that a flat window
+gives an exact zero covariance / variance instead of a rounding residue.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .jit import njit
+from .kernel import KernelSpec, Output, Param, Window
+from .registry import register
+from .volatility import RATIO, TOTAL, WINDOW, min_rows, run_window_sums, window_sums_state
+from .window import RING, drive, ring_state
+
+
+# -- order flow imbalance ---------------------------------------------------------------------------
+@njit(cache=True)
+def _ofi_core(rows, gid, bid, ask, bid_size, ask_size, prev, seen, out):
+    """Cont, Kukanov & Stoikov (2014) e_t into out[r, 0]; NULL on a partition's first quote."""
+    for p in range(len(rows)):
+        r = rows[p]
+        b = bid[r]
+        a = ask[r]
+        bs = bid_size[r]
+        az = ask_size[r]
+        if math.isnan(b) or math.isnan(a) or math.isnan(bs) or math.isnan(az):
+            continue
+        g = gid[r]
+        if seen[g]:
+            pb = prev[g, 0]
+            pa = prev[g, 1]
+            e = 0.0
+            if b >= pb:
+                e += bs
+            if b <= pb:
+                e -= prev[g, 2]
+            if a <= pa:
+                e -= az
+            if a >= pa:
+                e += prev[g, 3]
+            out[r, 0] = e
+        prev[g, 0] = b
+        prev[g, 1] = a
+        prev[g, 2] = bs
+        prev[g, 3] = az
+        seen[g] = 1
+
+
+def _ofi_state(params, groups):
+    return {"prev": np.zeros((groups, 4)), "seen": np.zeros(groups, np.int64)}
+
+
+def _ofi_step(state, cols, ts, gid, rows, params, out):
+    _ofi_core(rows, gid, *cols, state["prev"], state["seen"], out)
+
+
+register(KernelSpec(
+    name="ofi",
+    doc="order flow imbalance e_t (Cont, Kukanov & Stoikov 2014) from best bid/ask and sizes; NULL first row",
+    inputs=("bid", "ask", "bid_size", "ask_size"), params=(), outputs=(Output("value"),), state=_ofi_state,
+    step=_ofi_step, reference="L", category="microstructure"))
+
+
+def _ofi_sum_state(params, groups):
+    state = window_sums_state(params, groups)
+    state.update(_ofi_state(params, groups))
+    return state
+
+
+def _ofi_sum_step(state, cols, ts, gid, rows, params, out):
+    # The window holds e_t values: a partition's first quote has none, so it is not a window row.
+    e = np.full((len(gid), 1), np.nan)
+    _ofi_core(rows, gid, *cols, state["prev"], state["seen"], e)
+    a = e[:, 0]
+    run_window_sums(state, a, None, ts, gid, rows, params["n"], out, TOTAL)
+
+
+register(KernelSpec(
+    name="ofi_sum",
+    doc="sum of order flow imbalance e_t over the window (INTEGER n counts e_t values; the first quote has none)",
+    inputs=("bid", "ask", "bid_size", "ask_size"), params=(WINDOW,), outputs=(Output("value"),),
+    state=_ofi_sum_state, step=_ofi_sum_step, reference="L", category="microstructure", growable=RING))
+
+
+# -- tick rule -------------------------------------------------------------------------------------
+@njit(cache=True)
+def _trade_sign_core(rows, gid, x, prev, sign, seen, out):
+    for p in range(len(rows)):
+        r = rows[p]
+        v = x[r]
+        if math.isnan(v):
+            continue
+        g = gid[r]
+        if seen[g]:
+            if v > prev[g]:
+                sign[g] = 1.0
+            elif v < prev[g]:
+                sign[g] = -1.0
+        if sign[g] != 0.0:
+            out[r, 0] = sign[g]
+        prev[g] = v
+        seen[g] = 1
+
+
+def _trade_sign_state(params, groups):
+    return {"prev": np.zeros(groups), "sign": np.zeros(groups), "seen": np.zeros(groups, np.int64)}
+
+
+def _trade_sign_step(state, cols, ts, gid, rows, params, out):
+    _trade_sign_core(rows, gid, cols[0], state["prev"], state["sign"], state["seen"], out)
+
+
+register(KernelSpec(
+    name="trade_sign",
+    doc="tick rule: +1 up-tick, -1 down-tick, previous sign on a zero tick, NULL before the first change",
+    inputs=("price",), params=(), outputs=(Output("value", "INTEGER"),), state=_trade_sign_state,
+    step=_trade_sign_step, category="microstructure"))
+
+
+# -- VWAP ----------------------------------------------------------------------------------------------
+@njit(cache=True)
+def _vwap_expanding_core(rows, gid, price, volume, sums, comp, nonzero, out):
+    """sum(p v) / sum(v) over the partition so far, both sums Neumaier-compensated (10M+ rows)."""
+    for p in range(len(rows)):
+        r = rows[p]
+        pr = price[r]
+        v = volume[r]
+        if math.isnan(pr) or math.isnan(v):
+            continue
+        g = gid[r]
+        for k in range(2):
+            term = pr * v if k == 0 else v
+            s = sums[g, k]
+            t = s + term
+            if abs(s) >= abs(term):
+                comp[g, k] += (s - t) + term
+            else:
+                comp[g, k] += (term - t) + s
+            sums[g, k] = t
+        if v != 0.0:
+            nonzero[g] += 1
+        if nonzero[g] > 0:
+            den = sums[g, 1] + comp[g, 1]
+            if den != 0.0:
+                out[r, 0] = (sums[g, 0] + comp[g, 0]) / den
+
+
+def _vwap_state(params, groups):
+    if params["n"] is None:  # the ring stays empty; it is there because the spec declares it growable
+        state = ring_state(groups, Window(rows=1))
+        state.update(sums=np.zeros((groups, 2)), comp=np.zeros((groups, 2)), nonzero=np.zeros(groups, np.int64))
+        return state
+    return window_sums_state(params, groups)
+
+
+def _vwap_step(state, cols, ts, gid, rows, params, out):
+    price, volume = cols
+    if params["n"] is None:
+        _vwap_expanding_core(rows, gid, price, volume, state["sums"], state["comp"], state["nonzero"], out)
+        return
+    run_window_sums(state, price * volume, volume, ts, gid, rows, params["n"], out, RATIO)
+
+
+register(KernelSpec(
+    name="vwap",
+    doc="volume-weighted average price sum(p v)/sum(v): over the window, or the partition so far when n is NULL",
+    inputs=("price", "volume"),
+    params=(Param("n", "window", None, doc="INTEGER rows or INTERVAL; NULL (default): the whole partition so far"),),
+    outputs=(Output("value"),), state=_vwap_state, step=_vwap_step, category="microstructure", growable=RING,
+    examples=({}, {"n": 20})))
+
+
+# -- Amihud illiquidity ------------------------------------------------------------------------------
+def _amihud_step(state, cols, ts, gid, rows, params, out):
+    r, dollar_volume = cols
+    null = np.isnan(r) | np.isnan(dollar_volume)
+    traded = dollar_volume > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(traded, np.abs(r) / np.where(traded, dollar_volume, 1.0), 0.0)
+    a[null] = np.nan
+    run_window_sums(state, a, traded.astype(np.float64), ts, gid, rows, params["n"], out, RATIO)
+
+
+register(KernelSpec(
+    name="amihud",
+    doc="Amihud illiquidity: mean of |r|/dollar_volume over the window's rows with dollar_volume > 0 "
+        "(rows with dollar_volume <= 0 fill window slots; NULL when the window has none traded)",
+    inputs=("r", "dollar_volume"), params=(WINDOW,), outputs=(Output("value"),), state=window_sums_state,
+    step=_amihud_step, category="microstructure", growable=RING))
+
+
+# -- windowed covariance: Kyle's lambda and Roll's spread --------------------------------------------
+KYLE, ROLL = 0, 1
+
+
+@njit(cache=True)
+def _cov_core(start, rows, gid, ts, x, y, rows_n, span_ns, mode, head, count, buf, bts, mom, shift, run, since,
+              out):
+    """Windowed Welford over (x, y) pairs: mom[g] = (mean x, mean y, C_xy, M2_y) of the values minus
+    shift[g], a pair of the window's own values: differences from it are small and nearly exact,
+    while downdating a mean that sits on a large offset (prices) would cost ~1e-9 of the covariance.
+
+    run[g] = (rows in a row with the same x, same y) ending at the newest: a run as long as the
+    window means that coordinate is flat, so its (co)variance is exactly 0.
+    """
+    for p in range(start, len(rows)):
+        r = rows[p]
+        vx = x[r]
+        vy = y[r]
+        if math.isnan(vx) or math.isnan(vy):
+            continue
+        g = gid[r]
+        t = ts[r]
+        cap = buf.shape[1]
+        while count[g] > 0 and (count[g] >= rows_n if rows_n > 0 else bts[g, head[g]] <= t - span_ns):
+            i = head[g]
+            head[g] = i + 1 if i + 1 < cap else 0
+            n = count[g] - 1
+            count[g] = n
+            ox = buf[g, i, 0] - shift[g, 0]
+            oy = buf[g, i, 1] - shift[g, 1]
+            if n == 0:
+                for k in range(4):
+                    mom[g, k] = 0.0
+            else:
+                mx = mom[g, 0] - (ox - mom[g, 0]) / n
+                my_old = mom[g, 1]
+                my = my_old - (oy - my_old) / n
+                mom[g, 2] -= (ox - mx) * (oy - my_old)
+                mom[g, 3] -= (oy - my) * (oy - my_old)
+                mom[g, 0] = mx
+                mom[g, 1] = my
+            since[g] += 1
+        c = count[g]
+        if c == cap:
+            return p
+        if c > 0:
+            last = head[g] + c - 1
+            if last >= cap:
+                last -= cap
+            run[g, 0] = run[g, 0] + 1 if buf[g, last, 0] == vx else 1
+            run[g, 1] = run[g, 1] + 1 if buf[g, last, 1] == vy else 1
+        else:
+            run[g, 0] = 1
+            run[g, 1] = 1
+            shift[g, 0] = vx
+            shift[g, 1] = vy
+            for k in range(4):
+                mom[g, k] = 0.0
+        i = head[g] + c
+        if i >= cap:
+            i -= cap
+        buf[g, i, 0] = vx
+        buf[g, i, 1] = vy
+        bts[g, i] = t
+        n = c + 1
+        count[g] = n
+        sx = vx - shift[g, 0]
+        sy = vy - shift[g, 1]
+        dx = sx - mom[g, 0]
+        mom[g, 0] += dx / n
+        dy = sy - mom[g, 1]
+        mom[g, 1] += dy / n
+        mom[g, 2] += dx * (sy - mom[g, 1])
+        mom[g, 3] += dy * (sy - mom[g, 1])
+        if since[g] >= n:  # exact two-pass recompute, amortised O(1)
+            h = head[g]
+            kx = buf[g, h, 0]
+            ky = buf[g, h, 1]
+            shift[g, 0] = kx
+            shift[g, 1] = ky
+            sx = 0.0
+            sy = 0.0
+            j = h
+            for _ in range(n):
+                sx += buf[g, j, 0] - kx
+                sy += buf[g, j, 1] - ky
+                j = j + 1 if j + 1 < cap else 0
+            mx = sx / n
+            my = sy / n
+            cxy = 0.0
+            m2y = 0.0
+            j = h
+            for _ in range(n):
+                ey = (buf[g, j, 1] - ky) - my
+                cxy += ((buf[g, j, 0] - kx) - mx) * ey
+                m2y += ey * ey
+                j = j + 1 if j + 1 < cap else 0
+            mom[g, 0] = mx
+            mom[g, 1] = my
+            mom[g, 2] = cxy
+            mom[g, 3] = m2y
+            since[g] = 0
+        if (rows_n > 0 and n < rows_n) or n < 2:
+            continue  # a covariance needs 2 rows; an INTEGER window a full window
+        flat_x = run[g, 0] >= n
+        flat_y = run[g, 1] >= n
+        cxy = 0.0 if flat_x or flat_y else mom[g, 2]
+        if mode == KYLE:
+            if not flat_y and mom[g, 3] > 0.0:
+                out[r, 0] = cxy / mom[g, 3]
+        else:
+            cov = cxy / (n - 1)
+            out[r, 0] = 2.0 * math.sqrt(-cov) if cov < 0.0 else 0.0
+    return len(rows)
+
+
+def _cov_state(params, groups):
+    state = ring_state(groups, params["n"], width=2)
+    state.update(mom=np.zeros((groups, 4)), shift=np.zeros((groups, 2)), run=np.zeros((groups, 2), np.int64),
+                 since=np.zeros(groups, np.int64))
+    return state
+
+
+def _run_cov(state, x, y, ts, gid, rows, win: Window, mode, out):
+    drive(_cov_core, state, RING, rows, lambda s: (
+        gid, ts, x, y, win.rows, win.span_ns, mode, s["head"], s["count"], s["buf"], s["bts"], s["mom"],
+        s["shift"], s["run"], s["since"], out))
+
+
+def _kyle_step(state, cols, ts, gid, rows, params, out):
+    _run_cov(state, cols[0], cols[1], ts, gid, rows, params["n"], KYLE, out)
+
+
+register(KernelSpec(
+    name="kyle_lambda",
+    doc="Kyle's lambda: rolling OLS slope cov(r, q)/var(q) of returns on signed volume; NULL when var(q) = 0",
+    inputs=("r", "signed_volume"), params=(WINDOW,), outputs=(Output("value"),), state=_cov_state,
+    step=_kyle_step, category="microstructure", growable=RING, validate=min_rows("kyle_lambda", 2)))
+
+
+@njit(cache=True)
+def _price_change_pairs(rows, gid, price, prev, seen, dp, lag):
+    """(dp_t, dp_{t-1}) for every price that has two predecessors; NaN elsewhere."""
+    for p in range(len(rows)):
+        r = rows[p]
+        v = price[r]
+        if math.isnan(v):
+            continue
+        g = gid[r]
+        if seen[g] >= 1:
+            d = v - prev[g, 0]
+            if seen[g] >= 2:
+                dp[r] = d
+                lag[r] = prev[g, 1]
+            prev[g, 1] = d
+        prev[g, 0] = v
+        seen[g] = min(seen[g] + 1, 2)
+
+
+def _roll_state(params, groups):
+    state = _cov_state(params, groups)
+    state.update(prev=np.zeros((groups, 2)), seen=np.zeros(groups, np.int64))
+    return state
+
+
+def _roll_step(state, cols, ts, gid, rows, params, out):
+    dp = np.full(len(gid), np.nan)
+    lag = np.full(len(gid), np.nan)
+    _price_change_pairs(rows, gid, cols[0], state["prev"], state["seen"], dp, lag)
+    _run_cov(state, dp, lag, ts, gid, rows, params["n"], ROLL, out)
+
+
+register(KernelSpec(
+    name="roll_spread",
+    doc="Roll's spread: 2 sqrt(-cov(dp_t, dp_{t-1})) (ddof 1) over the window's price changes, each paired "
+        "with the one before it; 0 when the covariance >= 0",
+    inputs=("price",), params=(WINDOW,), outputs=(Output("value"),), state=_roll_state, step=_roll_step,
+    category="microstructure", growable=RING, validate=min_rows("roll_spread", 2)))
