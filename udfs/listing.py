@@ -70,7 +70,7 @@ def markdown() -> str:
         for r in (r for r in rows if r["kind"] == kind):
             sig = r["signature"].replace("|", "\\|")
             lines.append(f"| `{r['name']}` | {r['category']} | `{sig}` | {_checked(r['reference'])} | "
-                         f"{r['doc'].replace('|', '/')} |")
+                         f"{r['doc'].replace('|', chr(92) + '|')} |")
         lines.append("")
     return "\n".join(lines)
 
