@@ -68,11 +68,15 @@ def markdown() -> str:
         lines += [f"## {title}", "", "| name | category | signature | checked against | meaning |",
                   "|---|---|---|---|---|"]
         for r in (r for r in rows if r["kind"] == kind):
-            sig = r["signature"].replace("|", "\\|")
-            lines.append(f"| `{r['name']}` | {r['category']} | `{sig}` | {_checked(r['reference'])} | "
-                         f"{r['doc'].replace('|', chr(92) + '|')} |")
+            lines.append(f"| `{r['name']}` | {r['category']} | `{_cell(r['signature'])}` | "
+                         f"{_checked(r['reference'])} | {_cell(r['doc'])} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|")
 
 
 def _checked(reference: str) -> str:
