@@ -13,7 +13,6 @@ import argparse
 import time
 
 import numpy as np
-
 from cryptodb.udfs import registry
 from cryptodb.udfs.kernel import REQUIRED
 

@@ -13,7 +13,6 @@ import os
 import platform
 import time
 
-
 from cryptodb.ingest.generator import generate, generate_exchanges
 
 

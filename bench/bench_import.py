@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-
 from cryptodb.ingest.files import read_file
 
 START_US = 1_700_000_000_000_000

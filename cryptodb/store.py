@@ -345,7 +345,8 @@ class ParquetStore:
             os.replace(staging, folder / f"{stem}.parquet")
 
         names = set(data.column_names)
-        if data.num_rows == 0 or not {"symbol", "ts"} <= names or not pa.types.is_timestamp(data.schema.field("ts").type):
+        timed = {"symbol", "ts"} <= names and pa.types.is_timestamp(data.schema.field("ts").type)
+        if data.num_rows == 0 or not timed:
             write(version, data, SCHEMA_FILE[:-8] if data.num_rows == 0 else f"part-{uuid.uuid4().hex[:12]}")
             return
         ts = data.column("ts").combine_chunks().cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy()

@@ -70,7 +70,8 @@ def _to_side(arr: pa.Array, column: str) -> pa.Array:
         low = pc.utf8_lower(pc.utf8_trim_whitespace(arr))
         buy = pc.is_in(low, pa.array(["buy", "b", "bid", "bids", "1", "+1"]))
         sell = pc.is_in(low, pa.array(["sell", "s", "ask", "asks", "offer", "-1"]))
-        return pc.if_else(buy, pa.scalar(1, pa.int8()), pc.if_else(sell, pa.scalar(-1, pa.int8()), pa.scalar(None, pa.int8())))
+        none = pa.scalar(None, pa.int8())
+        return pc.if_else(buy, pa.scalar(1, pa.int8()), pc.if_else(sell, pa.scalar(-1, pa.int8()), none))
     if pa.types.is_boolean(arr.type):
         raise ConformError(f"column {column!r}: boolean side is ambiguous; map it to +1/-1 first")
     sign = pc.sign(pc.cast(arr, pa.float64()))

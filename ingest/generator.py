@@ -154,7 +154,8 @@ def venue_profile(exchange: str) -> VenueProfile:
         return known
     h = stable_hash(exchange)
     return VenueProfile(lag_ms=10.0 + 50.0 * (h & 0xFF) / 0xFF, activity=0.3 + ((h >> 8) & 0xFF) / 0xFF,
-                        spread_mult=0.5 + 1.5 * ((h >> 16) & 0xFF) / 0xFF, noise_bps=0.1 + 0.3 * ((h >> 24) & 0xFF) / 0xFF)
+                        spread_mult=0.5 + 1.5 * ((h >> 16) & 0xFF) / 0xFF,
+                        noise_bps=0.1 + 0.3 * ((h >> 24) & 0xFF) / 0xFF)
 
 
 def resolve_symbols(spec: int | str | Iterable[str]) -> list[str]:

@@ -5,12 +5,10 @@ import csv
 import io
 import json
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from conftest import BASE_NS, make_ticks, run_cli
 
 import cryptodb
-from conftest import BASE_NS, make_ticks, run_cli
 from cryptodb.cli import main
 
 

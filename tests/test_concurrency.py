@@ -7,8 +7,9 @@ import sys
 import textwrap
 import time
 
-import cryptodb
 from conftest import BASE_NS, make_ticks
+
+import cryptodb
 
 BATCH = 500
 

@@ -4,14 +4,13 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
+from conftest import BASE_NS, make_ticks
 
 import cryptodb
-from conftest import BASE_NS, make_ticks
 from cryptodb.errors import CryptodbError, DatabaseLockedError
 
 

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+from cryptodb.udfs.listing import markdown
+
 import cryptodb
 from cryptodb.cli import COMMANDS
-from cryptodb.udfs.listing import markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 

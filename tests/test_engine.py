@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import talib
+from conftest import BASE_NS, make_ticks
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import talib
 
 import cryptodb
-from conftest import BASE_NS, make_ticks
 from cryptodb.errors import CryptodbError
 
 GOLDEN = Path(__file__).parent / "golden" / "kernels.sql"
@@ -255,7 +255,7 @@ def test_plain_query_goes_to_duckdb_untouched():
     ("SELECT rsi() OVER (ORDER BY ts) FROM ticks", "rsi: expects 1 input column"),
     ("SELECT symbol, rsi(price, 14) OVER (ORDER BY ts) FROM ticks GROUP BY symbol", "aggregate"),
     ("SELECT rsi(t.price, 14) OVER (ORDER BY t.ts) FROM ticks t JOIN trades USING (symbol)", "JOIN"),
-    ("SELECT ema(rsi(price) OVER (ORDER BY ts), 5) OVER (ORDER BY ts) FROM ticks", "two steps"),
+    ("SELECT ema(rsi(price) OVER (ORDER BY ts), 5) OVER (ORDER BY ts) FROM ticks", "give the inner kernel an alias"),
     ("SELECT rolling_mean(price, INTERVAL 1 MINUTE) OVER (ORDER BY seq) FROM ticks", "ordered by a timestamp"),
     ("SELECT ewma(price) OVER (ORDER BY ts) FROM ticks", "ewma: give exactly one of alpha"),
     ("SELECT zscore(price, 20) OVER v FROM ticks", "window 'v' is not defined"),

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-
 from cryptodb.ingest.generator import SEED_PRODUCTS, generate, generate_exchanges, resolve_symbols
 from cryptodb.ingest.schema import TICKS, TRADES
 from cryptodb.ingest.symbols import SymbolError

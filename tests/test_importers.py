@@ -13,7 +13,6 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from cryptodb.ingest.conform import conform
 from cryptodb.ingest.files import FORMATS, ImportFormatError, detect_format, read_file
 from cryptodb.ingest.schema import TABLES, TICKS

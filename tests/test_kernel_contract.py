@@ -4,11 +4,10 @@ leaves the state alone and gives NULL; no NaN ever comes out; bad parameters nam
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from cryptodb.udfs import registry
 from cryptodb.udfs.kernel import REQUIRED, KernelParamError, Window
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 KERNELS = registry.kernels()
 SECOND = 1_000_000_000

@@ -3,7 +3,6 @@ the partitions are numbered differently in the next batch (as live mode does).""
 
 import numpy as np
 import pytest
-
 from cryptodb.udfs import registry
 from cryptodb.udfs.kernel import Window
 from cryptodb.udfs.state import assemble, extract, from_bytes, to_bytes

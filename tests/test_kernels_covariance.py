@@ -5,7 +5,6 @@ reference is computed plainly, window by window.)"""
 
 import numpy as np
 import pytest
-
 from cryptodb.udfs import registry
 from cryptodb.udfs.kernel import Window
 

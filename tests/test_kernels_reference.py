@@ -14,7 +14,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from cryptodb.udfs import registry
 
 SECOND = 1_000_000_000

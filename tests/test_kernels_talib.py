@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pytest
-
 from cryptodb.udfs import registry
 from cryptodb.udfs.kernel import REQUIRED, Window
 

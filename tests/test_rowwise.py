@@ -17,10 +17,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-
-import cryptodb
 from conftest import BASE_NS, ROOT
 from cryptodb.udfs import rowwise
+
+import cryptodb
 
 COMPAT_DUCKDB14 = ROOT / ".venv" / "compat-duckdb14"
 DAY_NS = 86_400 * 10**9

@@ -4,10 +4,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import BASE_NS, make_ticks
 from cryptodb.ingest.conform import conform
 from cryptodb.ingest.schema import TICKS, TRADES
+
 from cryptodb.store import ParquetStore
 
 

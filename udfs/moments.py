@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from .jit import njit
 
+from .jit import njit
 from .kernel import KernelSpec, Output, Param, Window
 from .registry import register
 from .window import RING, drive, expired, ring_state

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from .jit import njit
 
 from .extremes import deque_state, rolling_extremes
+from .jit import njit
 from .kernel import KernelSpec, Output, Param, Window
 from .registry import register
 

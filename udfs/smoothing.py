@@ -6,8 +6,8 @@ import datetime
 import math
 
 import numpy as np
-from .jit import njit
 
+from .jit import njit
 from .kernel import KernelParamError, KernelSpec, Output, Param
 from .registry import register
 from .window import RING, drive, ring_state

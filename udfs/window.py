@@ -9,8 +9,8 @@ resumes, so no kernel rescans its window and no window size is guessed up front.
 from __future__ import annotations
 
 import numpy as np
-from .jit import njit
 
+from .jit import njit
 from .kernel import Window, ensure_capacity
 
 INITIAL_INTERVAL_CAPACITY = 16

@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from cryptodb.udfs.jit import njit
 
 from cryptodb.engine.calls import KernelCall, KernelShapeError
 from cryptodb.engine.planner import ScopePlan, dependency_of
+from cryptodb.udfs.jit import njit
 
 _THREADS = max(1, min(4, os.cpu_count() or 1))
 ARROW_TYPES = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_()}
@@ -256,8 +256,9 @@ def _output_values(producer: KernelCall, out: np.ndarray, reader: str) -> np.nda
     if producer.field is not None:
         return out[:, [o.name for o in producer.spec.outputs].index(producer.field)]
     if producer.spec.is_struct:
+        field = producer.spec.outputs[0].name
         raise KernelShapeError(f"{reader}: {producer.name} returns a STRUCT; give {reader} one field, e.g. "
-                               f"{producer.name}_{producer.spec.outputs[0].name} or (... ).{producer.spec.outputs[0].name}")
+                               f"{producer.name}_{field} or ({producer.name}(...) OVER w).{field}")
     return out[:, 0]
 
 

@@ -20,6 +20,7 @@ from cryptodb.engine.splice import splice
 
 log = logging.getLogger("cryptodb")
 
+
 def _substitute_params(tree: exp.Expression, params) -> None:
     """Kernel statements are split across several DuckDB queries, so bind parameters up front."""
     if params is None:
@@ -54,9 +55,8 @@ def _check_nesting(calls) -> None:
             for inner in arg.find_all(exp.Window):
                 if id(inner) in nodes:
                     raise KernelShapeError(
-                        f"{c.name}: a kernel over another kernel's output needs two steps: compute the inner "
-                        f"one in a CTE (WITH k AS (SELECT ..., inner(...) OVER w AS v FROM ...)) and call "
-                        f"{c.name}(v) over k")
+                        f"{c.name}: give the inner kernel an alias and pass that: SELECT inner(...) OVER w AS v, "
+                        f"{c.name}(v, ...) OVER w (an expression over it: compute v in a CTE first)")
 
 
 def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str, str] | None = None):
