@@ -52,7 +52,8 @@ def _changes(arr: pa.Array) -> np.ndarray:
         width = np.int64 if pa.types.is_large_string(t) else np.int32
         offs = np.frombuffer(offsets, width)[arr.offset: arr.offset + len(arr) + 1]
         raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-        valid = arr.is_valid().to_numpy(zero_copy_only=False) if validity is not None else np.ones(len(arr), bool)
+        valid = (arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count
+                 else np.ones(len(arr), bool))
         return _string_changes(offs, raw, valid)
     # NULL = NULL is unknown, so a run of NULLs breaks at every row; that is only slower, not wrong.
     n = len(arr)

@@ -19,6 +19,8 @@ from cryptodb.engine.result import KernelResult
 from cryptodb.engine.splice import splice
 
 log = logging.getLogger("cryptodb")
+# Fewer, larger Arrow chunks from DuckDB: every chunk costs a little in each kernel-side pass.
+READ_BATCH_ROWS = 1 << 24
 
 
 def _substitute_params(tree: exp.Expression, params) -> None:
@@ -96,7 +98,7 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
             plan = plan_scope(scope, scope_calls, number,
                               lambda q: con.sql(to_sql(q) + " LIMIT 0").columns)
             started = time.perf_counter()
-            rows = con.sql(to_sql(plan.inner)).to_arrow_table()
+            rows = con.sql(to_sql(plan.inner)).to_arrow_table(batch_size=READ_BATCH_ROWS)
             read = time.perf_counter()
             outputs = compute(rows, plan)
             log.debug("scope %d: %d rows x %d columns read in %.3f s, %d kernel(s) in %.3f s", number,
