@@ -182,3 +182,26 @@ def test_console_script_and_module_entry_points():
     helped = run_cli("--help", check=True)
     for name in ("init", "generate", "import", "sql", "run", "info", "compact"):
         assert name in helped.stdout
+
+
+def test_kernels_listing_and_one_kernel(capsys):
+    code, out, _ = cli(capsys, "kernels", "--format", "jsonl")
+    rows = [json.loads(line) for line in out.splitlines()]
+    names = {r["name"] for r in rows}
+    assert code == 0 and {"rsi", "macd_hist", "midprice", "realized_var"} <= names
+    assert next(r for r in rows if r["name"] == "rsi")["signature"] == "rsi(x, n := 14) -> DOUBLE"
+    code, out, _ = cli(capsys, "kernels", "bbands")
+    assert code == 0 and out.startswith("bbands(x, n := 20") and "bbands_upper" in out
+    code, _, err = cli(capsys, "kernels", "nope")
+    assert code == 1 and "no kernel 'nope'" in err
+
+
+def test_kernel_query_and_refresh_from_the_cli(filled, capsys):
+    q = "SELECT ts, rsi(price, 14) OVER (ORDER BY ts) AS r FROM ticks WHERE symbol = 'BTC-USD' ORDER BY ts"
+    code, out, _ = cli(capsys, "sql", q, "--db", str(filled), "--format", "csv")
+    values = [line.split(",")[1] for line in out.splitlines()[1:]]
+    assert code == 0 and len(values) == 40 and values[:14] == [""] * 14 and values[14] != ""
+    code, _, _ = cli(capsys, "sql", f"CREATE VIEW r AS {q}", "--db", str(filled))
+    assert code == 0
+    code, out, _ = cli(capsys, "refresh", "--db", str(filled))
+    assert code == 0 and out.strip() == "refreshed r"
