@@ -16,6 +16,7 @@ from cryptodb.engine.dialect import parse, to_sql
 from cryptodb.engine.gate import STORE_SCHEME, Engine, defined
 from cryptodb.engine.planner import plan_scope
 from cryptodb.engine.result import KernelResult
+from cryptodb.engine.shortcut import projection_of, read_inner
 from cryptodb.engine.splice import splice
 
 log = logging.getLogger("cryptodb")
@@ -98,7 +99,9 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
             plan = plan_scope(scope, scope_calls, number,
                               lambda q: con.sql(to_sql(q) + " LIMIT 0").columns)
             started = time.perf_counter()
-            rows = con.sql(to_sql(plan.inner)).to_arrow_table(batch_size=READ_BATCH_ROWS)
+            rows = read_inner(con, plan.inner, registered, to_sql, READ_BATCH_ROWS)
+            if rows is None:
+                rows = con.sql(to_sql(plan.inner)).to_arrow_table(batch_size=READ_BATCH_ROWS)
             read = time.perf_counter()
             outputs = compute(rows, plan)
             log.debug("scope %d: %d rows x %d columns read in %.3f s, %d kernel(s) in %.3f s", number,
@@ -154,48 +157,6 @@ def _release_unused(con, tree: exp.Expression, registered: dict[str, pa.Table]) 
     for name in [n for n in registered if n not in names]:
         con.unregister(name)
         del registered[name]
-
-
-def projection_of(tree: exp.Query, registered: dict[str, pa.Table]) -> pa.Table | None:
-    """The result without a final DuckDB pass, when the statement only picks and renames columns
-    of one spliced table (the commonest kernel query): Arrow does that without copying."""
-    if not isinstance(tree, exp.Select) or len(registered) != 1:
-        return None
-    if any(tree.args.get(k) for k in ("with_", "where", "group", "having", "qualify", "order", "limit",
-                                       "offset", "distinct", "joins", "sample", "settings")):
-        return None
-    # A WINDOW clause left behind by spliced kernels defines nothing the projections still use.
-    if any(p.find(exp.Window, exp.Subquery) is not None for p in tree.expressions):
-        return None
-    [(name, table)] = registered.items()
-    source = tree.args["from_"].this
-    if not isinstance(source, exp.Table) or source.name != name:
-        return None
-    by_name = {c.lower(): c for c in table.column_names}
-    columns, names = [], []
-    for projection in tree.expressions:
-        star = projection if isinstance(projection, exp.Star) else (
-            projection.this if isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star) else None)
-        if star is not None:
-            if star.args.get("replace") or star.args.get("rename"):
-                return None
-            excluded = {e.name.lower() for e in star.args.get("except_") or []}
-            for c in table.column_names:
-                if c.lower() not in excluded:
-                    columns.append(table.column(c))
-                    names.append(c)
-            continue
-        target = projection.this if isinstance(projection, exp.Alias) else projection
-        if not isinstance(target, exp.Column):
-            return None
-        found = by_name.get(target.name.lower())
-        if found is None:
-            return None
-        columns.append(table.column(found))
-        names.append(projection.alias_or_name)
-    if len(set(n.lower() for n in names)) != len(names):
-        return None
-    return pa.table(columns, names=names)
 
 
 def _store_target(tree: exp.Expression) -> str | None:
