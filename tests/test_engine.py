@@ -353,3 +353,8 @@ def test_shortcut_reads_equal_duckdb_reads(market):
     slow = market.sql(f"{base} WHERE true {W} ORDER BY symbol, ts").df()
     pd.testing.assert_frame_equal(fast, slow)
     assert fast.alarm.notna().sum() > 8000
+
+
+def test_unaliased_kernel_columns_are_named_after_their_expression(market):
+    rel = market.sql(f"SELECT rsi(price, 14) OVER w, ema(price, 3) OVER w * 2 FROM ticks {W}")
+    assert rel.columns == ["rsi(price, 14) OVER w", "ema(price, 3) OVER w * 2"]

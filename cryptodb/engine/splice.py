@@ -21,9 +21,23 @@ def output_column(i: int) -> str:
     return f"{PREFIX}k{i}"
 
 
+def _name_unaliased_projections(plan: ScopePlan) -> None:
+    """`SELECT rsi(price) OVER w FROM t` names its column after the expression, as DuckDB does,
+    not after the internal column the call becomes."""
+    nodes = {id(c.node) for c in plan.calls}
+    for projection in list(plan.scope.expressions):
+        if isinstance(projection, exp.Alias) or not any(id(n) in nodes for n in projection.walk()):
+            continue
+        text = projection.sql(dialect="duckdb", normalize_functions=False)
+        alias = exp.Alias(alias=exp.to_identifier(text, quoted=True))
+        projection.replace(alias)
+        alias.set("this", projection)  # the same nodes: the calls still point into them
+
+
 def splice(con: duckdb.DuckDBPyConnection, plan: ScopePlan, table: pa.Table,
            outputs: list[pa.Array]) -> tuple[str, pa.Table]:
     """Register the scope's rows with kernel outputs; rewrite the scope; return name and table."""
+    _name_unaliased_projections(plan)
     keep = [name for name in table.column_names if not name.startswith(PREFIX)]
     result = table.select(keep)
     added = []
