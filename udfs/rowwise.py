@@ -53,7 +53,7 @@ class RowKernel:
 
 
 def _unit(signature: str, body: str, doc: str, category: str, returns: str = "DOUBLE") -> RowKernel:
-    """Build a unit from its KERNELS.md signature, e.g. `funding_apr(rate, hours := 8)`."""
+    """Build a unit from its SQL signature, e.g. `funding_apr(rate, hours := 8)`."""
     name, _, args = signature.partition("(")
     params = []
     for arg in args.rstrip(")").split(","):
