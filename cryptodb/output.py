@@ -7,10 +7,8 @@ they have them, because nanoseconds are the point of storing them.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
-import shutil
 from typing import Callable, TextIO
 
 import pyarrow as pa
@@ -146,19 +144,9 @@ def write_markdown(table: pa.Table, out: TextIO, total_rows: int | None = None, 
         out.write("| " + " | ".join(cell[i] for cell in cells) + " |\n")
 
 
-def render(table: pa.Table, fmt: str = "table", total_rows: int | None = None, types=None) -> str:
-    buf = io.StringIO()
-    write(table, buf, fmt, total_rows, types)
-    return buf.getvalue()
-
-
 def write(table: pa.Table, out: TextIO, fmt: str = "table", total_rows: int | None = None,
           types: list[str] | None = None) -> None:
     """`types`: SQL type names to show (the table format); derived from Arrow types when absent."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}: one of {', '.join(FORMATS)}")
     FORMATS[fmt](table, out, total_rows, types)
-
-
-def terminal_width() -> int:
-    return shutil.get_terminal_size((120, 40)).columns

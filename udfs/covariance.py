@@ -145,7 +145,8 @@ def pairs_core(start, rows, gid, ts, y, x, rows_n, span_ns, head, count, buf, bt
     return len(rows)
 
 
-def _state(params, groups):
+def pairs_state(params, groups):
+    """State for a window of (y, x) pairs; `lag` (autocorr) adds the history that forms them."""
     lag = params.get("lag", 0)
     window: Window = params["n"] if isinstance(params["n"], Window) else Window(rows=params["n"] - lag)
     st = ring_state(groups, window, width=2)
@@ -156,22 +157,23 @@ def _state(params, groups):
     return st
 
 
+def run_pairs(st, y, x, ts, gid, rows, window: Window, mode: int, ddof: int, out, lag: int = 0) -> None:
+    """Feed rows through the pair window; out[:, 0] gets COV, CORR or BETA (NaN = NULL)."""
+    need = window.rows if window.is_rows else 1
+    drive(pairs_core, st, RING, rows, lambda s: (
+        gid, ts, y, x, window.rows, window.span_ns, s["head"], s["count"], s["buf"], s["bts"], s["m"],
+        s["since"], lag, s["lag_head"], s["lag_count"], s["lag_buf"], s["last"], s["run"], need, out, mode, ddof))
+
+
 def _step(mode, ddof_param=None):
     def step(st, cols, ts, gid, rows, params, out):
+        # autocorr's n is a row count: its lag buffer is consumed per row, which an INTERVAL
+        # window's regrow-and-resume would repeat, so INTERVAL windows are not offered there.
         lag = params.get("lag", 0)
         n = params["n"]
         window = n if isinstance(n, Window) else Window(rows=n - lag)
         y, x = (cols[0], cols[0]) if lag else (cols[0], cols[1])
-        need = window.rows if window.is_rows else 1
-        ddof = int(params[ddof_param]) if ddof_param else 0
-        if lag and lag >= n:
-            raise ValueError("autocorr: n must exceed lag")
-        # Growing the window must not re-run a lag step: the lag buffer is consumed per row, so
-        # INTERVAL windows are not offered for autocorr (its n is a row count).
-        drive(pairs_core, st, RING, rows, lambda s: (
-            gid, ts, y, x, window.rows, window.span_ns, s["head"], s["count"], s["buf"], s["bts"], s["m"],
-            s["since"], lag, s["lag_head"], s["lag_count"], s["lag_buf"], s["last"], s["run"], need, out, mode,
-            ddof))
+        run_pairs(st, y, x, ts, gid, rows, window, mode, int(params[ddof_param]) if ddof_param else 0, out, lag)
 
     return step
 
@@ -189,16 +191,16 @@ def _validate_autocorr(params):
 register(KernelSpec(
     name="rolling_cov", doc="covariance of (y, x) over the window (pandas rolling cov, ddof 1 by default)",
     inputs=("y", "x"), params=(WINDOW, Param("ddof", "int", 1, ">=0")), outputs=(Output("value"),),
-    state=_state, step=_step(COV, "ddof"), growable=RING))
+    state=pairs_state, step=_step(COV, "ddof"), growable=RING))
 register(KernelSpec(
     name="rolling_corr", doc="Pearson correlation of (y, x) over the window; NULL when either is flat",
-    inputs=("y", "x"), params=(WINDOW,), outputs=(Output("value"),), state=_state, step=_step(CORR),
+    inputs=("y", "x"), params=(WINDOW,), outputs=(Output("value"),), state=pairs_state, step=_step(CORR),
     growable=RING))
 register(KernelSpec(
     name="rolling_beta", doc="regression slope of y on x over the window: cov(y, x) / var(x)",
-    inputs=("y", "x"), params=(WINDOW,), outputs=(Output("value"),), state=_state, step=_step(BETA),
+    inputs=("y", "x"), params=(WINDOW,), outputs=(Output("value"),), state=pairs_state, step=_step(BETA),
     growable=RING))
 register(KernelSpec(
     name="autocorr", doc="Pearson correlation of (x_t, x_{t-lag}) pairs inside the last n rows (pandas autocorr)",
     inputs=("x",), params=(Param("lag", "int", 1, ">0"), Param("n", "int", 100, ">1")),
-    outputs=(Output("value"),), state=_state, step=_step(CORR), validate=_validate_autocorr))
+    outputs=(Output("value"),), state=pairs_state, step=_step(CORR), validate=_validate_autocorr))

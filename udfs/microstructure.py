@@ -1,9 +1,8 @@
 """Market microstructure: order flow imbalance, trade signs, VWAP, illiquidity and price impact.
 
 Windowed sums reuse volatility.window_sums_core (running sums, exact recompute every window's worth
-of removals). The covariance kernels (kyle_lambda, roll_spread) keep a windowed bivariate Welford
-state with the same periodic recompute, plus run lengths of repeated values so that a flat window
-gives an exact zero covariance / variance instead of a rounding residue.
+of removals). The covariance kernels (kyle_lambda, roll_spread) run on the pair window of
+udfs.covariance, the one rolling_cov and rolling_beta use.
 """
 
 from __future__ import annotations
@@ -12,11 +11,12 @@ import math
 
 import numpy as np
 
+from .covariance import BETA, COV, pairs_state, run_pairs
 from .jit import njit
 from .kernel import KernelSpec, Output, Param, Window
 from .registry import register
 from .volatility import RATIO, TOTAL, WINDOW, min_rows, run_window_sums, window_sums_state
-from .window import RING, drive, ring_state
+from .window import RING, ring_state
 
 
 # -- order flow imbalance ---------------------------------------------------------------------------
@@ -195,143 +195,16 @@ register(KernelSpec(
     step=_amihud_step, category="microstructure", growable=RING))
 
 
-# -- windowed covariance: Kyle's lambda and Roll's spread --------------------------------------------
-KYLE, ROLL = 0, 1
-
-
-@njit(cache=True)
-def _cov_core(start, rows, gid, ts, x, y, rows_n, span_ns, mode, head, count, buf, bts, mom, shift, run, since,
-              out):
-    """Windowed Welford over (x, y) pairs: mom[g] = (mean x, mean y, C_xy, M2_y) of the values minus
-    shift[g], a pair of the window's own values: differences from it are small and nearly exact,
-    while downdating a mean that sits on a large offset (prices) would cost ~1e-9 of the covariance.
-
-    run[g] = (rows in a row with the same x, same y) ending at the newest: a run as long as the
-    window means that coordinate is flat, so its (co)variance is exactly 0.
-    """
-    for p in range(start, len(rows)):
-        r = rows[p]
-        vx = x[r]
-        vy = y[r]
-        if math.isnan(vx) or math.isnan(vy):
-            continue
-        g = gid[r]
-        t = ts[r]
-        cap = buf.shape[1]
-        while count[g] > 0 and (count[g] >= rows_n if rows_n > 0 else bts[g, head[g]] <= t - span_ns):
-            i = head[g]
-            head[g] = i + 1 if i + 1 < cap else 0
-            n = count[g] - 1
-            count[g] = n
-            ox = buf[g, i, 0] - shift[g, 0]
-            oy = buf[g, i, 1] - shift[g, 1]
-            if n == 0:
-                for k in range(4):
-                    mom[g, k] = 0.0
-            else:
-                mx = mom[g, 0] - (ox - mom[g, 0]) / n
-                my_old = mom[g, 1]
-                my = my_old - (oy - my_old) / n
-                mom[g, 2] -= (ox - mx) * (oy - my_old)
-                mom[g, 3] -= (oy - my) * (oy - my_old)
-                mom[g, 0] = mx
-                mom[g, 1] = my
-            since[g] += 1
-        c = count[g]
-        if c == cap:
-            return p
-        if c > 0:
-            last = head[g] + c - 1
-            if last >= cap:
-                last -= cap
-            run[g, 0] = run[g, 0] + 1 if buf[g, last, 0] == vx else 1
-            run[g, 1] = run[g, 1] + 1 if buf[g, last, 1] == vy else 1
-        else:
-            run[g, 0] = 1
-            run[g, 1] = 1
-            shift[g, 0] = vx
-            shift[g, 1] = vy
-            for k in range(4):
-                mom[g, k] = 0.0
-        i = head[g] + c
-        if i >= cap:
-            i -= cap
-        buf[g, i, 0] = vx
-        buf[g, i, 1] = vy
-        bts[g, i] = t
-        n = c + 1
-        count[g] = n
-        sx = vx - shift[g, 0]
-        sy = vy - shift[g, 1]
-        dx = sx - mom[g, 0]
-        mom[g, 0] += dx / n
-        dy = sy - mom[g, 1]
-        mom[g, 1] += dy / n
-        mom[g, 2] += dx * (sy - mom[g, 1])
-        mom[g, 3] += dy * (sy - mom[g, 1])
-        if since[g] >= n:  # exact two-pass recompute, amortised O(1)
-            h = head[g]
-            kx = buf[g, h, 0]
-            ky = buf[g, h, 1]
-            shift[g, 0] = kx
-            shift[g, 1] = ky
-            sx = 0.0
-            sy = 0.0
-            j = h
-            for _ in range(n):
-                sx += buf[g, j, 0] - kx
-                sy += buf[g, j, 1] - ky
-                j = j + 1 if j + 1 < cap else 0
-            mx = sx / n
-            my = sy / n
-            cxy = 0.0
-            m2y = 0.0
-            j = h
-            for _ in range(n):
-                ey = (buf[g, j, 1] - ky) - my
-                cxy += ((buf[g, j, 0] - kx) - mx) * ey
-                m2y += ey * ey
-                j = j + 1 if j + 1 < cap else 0
-            mom[g, 0] = mx
-            mom[g, 1] = my
-            mom[g, 2] = cxy
-            mom[g, 3] = m2y
-            since[g] = 0
-        if (rows_n > 0 and n < rows_n) or n < 2:
-            continue  # a covariance needs 2 rows; an INTEGER window a full window
-        flat_x = run[g, 0] >= n
-        flat_y = run[g, 1] >= n
-        cxy = 0.0 if flat_x or flat_y else mom[g, 2]
-        if mode == KYLE:
-            if not flat_y and mom[g, 3] > 0.0:
-                out[r, 0] = cxy / mom[g, 3]
-        else:
-            cov = cxy / (n - 1)
-            out[r, 0] = 2.0 * math.sqrt(-cov) if cov < 0.0 else 0.0
-    return len(rows)
-
-
-def _cov_state(params, groups):
-    state = ring_state(groups, params["n"], width=2)
-    state.update(mom=np.zeros((groups, 4)), shift=np.zeros((groups, 2)), run=np.zeros((groups, 2), np.int64),
-                 since=np.zeros(groups, np.int64))
-    return state
-
-
-def _run_cov(state, x, y, ts, gid, rows, win: Window, mode, out):
-    drive(_cov_core, state, RING, rows, lambda s: (
-        gid, ts, x, y, win.rows, win.span_ns, mode, s["head"], s["count"], s["buf"], s["bts"], s["mom"],
-        s["shift"], s["run"], s["since"], out))
-
-
+# -- windowed covariance: Kyle's lambda and Roll's spread (the pair window of udfs.covariance) ----------
 def _kyle_step(state, cols, ts, gid, rows, params, out):
-    _run_cov(state, cols[0], cols[1], ts, gid, rows, params["n"], KYLE, out)
+    # slope of r on q: cov(r, q) / var(q) is rolling_beta(y=r, x=q)
+    run_pairs(state, cols[0], cols[1], ts, gid, rows, params["n"], BETA, 0, out)
 
 
 register(KernelSpec(
     name="kyle_lambda",
     doc="Kyle's lambda: rolling OLS slope cov(r, q)/var(q) of returns on signed volume; NULL when var(q) = 0",
-    inputs=("r", "signed_volume"), params=(WINDOW,), outputs=(Output("value"),), state=_cov_state,
+    inputs=("r", "signed_volume"), params=(WINDOW,), outputs=(Output("value"),), state=pairs_state,
     step=_kyle_step, category="microstructure", growable=RING, validate=min_rows("kyle_lambda", 2)))
 
 
@@ -355,7 +228,7 @@ def _price_change_pairs(rows, gid, price, prev, seen, dp, lag):
 
 
 def _roll_state(params, groups):
-    state = _cov_state(params, groups)
+    state = pairs_state(params, groups)
     state.update(prev=np.zeros((groups, 2)), seen=np.zeros(groups, np.int64))
     return state
 
@@ -364,7 +237,10 @@ def _roll_step(state, cols, ts, gid, rows, params, out):
     dp = np.full(len(gid), np.nan)
     lag = np.full(len(gid), np.nan)
     _price_change_pairs(rows, gid, cols[0], state["prev"], state["seen"], dp, lag)
-    _run_cov(state, dp, lag, ts, gid, rows, params["n"], ROLL, out)
+    cov = np.full_like(out, np.nan)
+    run_pairs(state, dp, lag, ts, gid, rows, params["n"], COV, 1, cov)
+    valid = ~np.isnan(cov[:, 0])
+    out[valid, 0] = np.where(cov[valid, 0] < 0.0, 2.0 * np.sqrt(np.abs(cov[valid, 0])), 0.0)
 
 
 register(KernelSpec(

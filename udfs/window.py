@@ -59,7 +59,3 @@ def expired(bts, head, count, g, t, rows_n, span_ns, incoming) -> bool:
     if rows_n > 0:
         return count[g] + incoming > rows_n
     return bts[g, head[g]] <= t - span_ns
-
-
-def window_args(window: Window) -> tuple[int, int]:
-    return window.rows, window.span_ns
