@@ -1,6 +1,6 @@
 """Every registered kernel alone: nanoseconds per row over 1M rows in one partition.
 
-    .venv/bin/python bench/bench_each_kernel.py [--rows N]
+    .venv/bin/python bench/bench_each_kernel.py [--rows N] [KERNEL ...]
 
 Inputs are a random-walk price (and high/low/volume around it); parameters are each kernel's
 defaults (or its first declared example), with 20-row windows where a size is required.
@@ -28,13 +28,17 @@ def inputs(n: int, names: tuple[str, ...]) -> list[np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    n = parser.parse_args().rows
+    parser.add_argument("names", nargs="*", help="only these kernels (default: every kernel)")
+    args = parser.parse_args()
+    n = args.rows
     ts = np.arange(n, dtype=np.int64) * 1_000_000_000
     gid = np.zeros(n, np.int64)
     rows = np.arange(n, dtype=np.int64)
     print("| kernel | ns/row |")
     print("|---|---:|")
     for name, spec in registry.kernels().items():
+        if args.names and name not in args.names:
+            continue
         given = dict(spec.examples[0]) if spec.examples else {
             p.name: {"window": 20, "int": 5, "float": 0.5}[p.kind] for p in spec.params
             if p.default is REQUIRED and p.kind in ("window", "int", "float")}

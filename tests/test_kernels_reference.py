@@ -32,7 +32,7 @@ def make_data(n: int = 2400, seed: int = 11):
     steps = rng.choice([0, 50_000_001, 100_000_003, 250_000_007, 400_000_011, 1_000_000_013], n)
     ts = np.cumsum(steps).astype(np.int64) + 1_700_000_000 * SECOND
     cols = {k: np.empty(n) for k in ("price", "open", "high", "low", "r", "x", "tied", "bid", "ask",
-                                     "bid_size", "ask_size", "volume", "signed_volume", "equity")}
+                                     "bid_size", "ask_size", "volume", "signed_volume", "equity", "mostly_zero")}
     for g in range(GROUPS):
         idx = np.flatnonzero(gid == g)
         m = len(idx)
@@ -61,7 +61,8 @@ def make_data(n: int = 2400, seed: int = 11):
                   "tied": np.round(rng.normal(0, 2, m)),  # many ties, also at the quantile
                   "bid": bid, "ask": ask, "bid_size": np.round(rng.uniform(0.1, 5, m), 1),
                   "ask_size": np.round(rng.uniform(0.1, 5, m), 1), "volume": volume, "signed_volume": signed,
-                  "equity": 1000 * np.exp(np.cumsum(rng.normal(0.0002, 0.01, m)))}
+                  "equity": 1000 * np.exp(np.cumsum(rng.normal(0.0002, 0.01, m))),
+                  "mostly_zero": np.round(rng.normal(0, 0.3, m))}  # ~90 % zeros: ties far past any tail
         for k, v in values.items():
             cols[k][idx] = v
     cols["dollar_volume"] = cols["price"] * cols["volume"]
@@ -354,6 +355,12 @@ case("historical_cvar", ("r",), {"alpha": 0.05, "n": 60}, rolling(cvar_ref, ["r"
 case("historical_cvar", ("r",), {"alpha": 0.1, "n": SEVEN_S}, rolling(cvar_ref, ["r"]))
 case("historical_cvar", ("tied",), {"alpha": 0.25, "n": 40}, rolling(cvar_ref, ["tied"]))
 case("historical_cvar", ("tied",), {"alpha": 0.3, "n": SEVEN_S}, rolling(cvar_ref, ["tied"]))
+# Windows much longer than the tail the quantile reads: only part of each window is kept sorted.
+case("historical_var", ("r",), {"alpha": 0.05, "n": 250}, rolling(lambda w, alpha: -np.quantile(w, alpha), ["r"]))
+case("historical_var", ("price",), {"alpha": 0.05, "n": 250},  # trending: the low tail keeps leaving
+     rolling(lambda w, alpha: -np.quantile(w, alpha), ["price"]))
+case("historical_cvar", ("r",), {"alpha": 0.05, "n": 250}, rolling(cvar_ref, ["r"]))
+case("historical_cvar", ("mostly_zero",), {"alpha": 0.1, "n": 200}, rolling(cvar_ref, ["mostly_zero"]))
 # 60 s windows hold ~65 rows: the INTERVAL buffers grow past their initial 16 slots mid-run.
 SIXTY_S = datetime.timedelta(seconds=60)
 case("historical_cvar", ("r",), {"alpha": 0.05, "n": SIXTY_S}, rolling(cvar_ref, ["r"]))
