@@ -40,6 +40,21 @@ def view_sql(store: ParquetStore, table: str) -> str:
     )
 
 
+def derived_view_sql(store: ParquetStore, name: str, replace: bool = True) -> str:
+    """The view over a derived table of the store (features, signals, backtest output ...)."""
+    ident = '"' + name.replace('"', '""') + '"'
+    create = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW IF NOT EXISTS"
+    return f"{create} {ident} AS SELECT * FROM read_parquet({_quote(store.glob(name))}, hive_partitioning = false)"
+
+
+def add_derived_views(con: duckdb.DuckDBPyConnection, store: ParquetStore) -> None:
+    """A view for every derived table in the store that has none yet (written by live mode, which
+    never opens the catalog, or by an older catalog)."""
+    for name in store.tables():
+        if name not in TABLES and name.isidentifier():
+            con.execute(derived_view_sql(store, name, replace=False))
+
+
 def install(con: duckdb.DuckDBPyConnection, store: ParquetStore) -> None:
     """Create or refresh everything cryptodb keeps in a catalog."""
     for table, spec in TABLES.items():
@@ -60,4 +75,8 @@ def needs_install(con: duckdb.DuckDBPyConnection, store: ParquetStore) -> bool:
         meta = dict(con.execute("SELECT key, value FROM cryptodb_meta").fetchall())
     except duckdb.CatalogException:
         return True
-    return meta.get("catalog_version") != str(CATALOG_VERSION) or meta.get("data_dir") != str(store.root)
+    if meta.get("catalog_version") != str(CATALOG_VERSION) or meta.get("data_dir") != str(store.root):
+        return True
+    # A table added to TABLES later (dead_letters) gets its view without a version bump.
+    views = {name for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    return not set(TABLES) <= views

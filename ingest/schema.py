@@ -127,4 +127,24 @@ BOOK = TableSpec(
     order_extra=("seq",),
 )
 
-TABLES: dict[str, TableSpec] = {t.name: t for t in (TICKS, TRADES, FUNDING, BOOK)}
+# A symbol the message did not reveal (malformed JSON, an exchange error): the store partitions
+# by symbol, so dead letters need one; the underscore keeps it apart from every real instrument.
+UNKNOWN_SYMBOL = "_unknown"
+
+DEAD_LETTERS = TableSpec(
+    name="dead_letters",
+    doc="Feed messages a collector could not use (malformed, unexpected, exchange errors), kept verbatim.",
+    columns=(
+        Column("exchange", pa.string(), "venue, lower case: coinbase, binance, kraken, ..."),
+        Column("symbol", pa.string(), f"instrument if the message named one, else {UNKNOWN_SYMBOL}"),
+        Column("ts", TS, "receive time (a bad message has no trustworthy event time), UTC, nanoseconds"),
+        Column("recv_ts", TS, "local receive time, UTC, nanoseconds"),
+        Column("source", pa.string(), "connection or channel the message came on"),
+        Column("reason", pa.string(), "why it was not used"),
+        Column("payload", pa.string(), "the message as received"),
+    ),
+    key_extra=("source", "payload"),
+    required=(("symbol",), ("ts",), ("reason",), ("payload",)),
+)
+
+TABLES: dict[str, TableSpec] = {t.name: t for t in (TICKS, TRADES, FUNDING, BOOK, DEAD_LETTERS)}

@@ -6,8 +6,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, settings
+from kafka import kafka_broker  # noqa: F401  (tests/kafka.py: the broker fixture for every test)
 
 import cryptodb
+
+# The suite runs on 2 shared cores: slow example generation is load, not a bug in a test.
+settings.register_profile("cryptodb", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("cryptodb")
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
