@@ -121,9 +121,8 @@ def main() -> None:
         pandas_s, _ = best_of(with_pandas(db), repeat=1)
         rows.append(("pandas groupby + ewm", pandas_s))
 
-    # The feature query of sql/research.sql, between its features:begin/end markers.
-    text = (ROOT / "sql" / "research.sql").read_text()
-    features_sql = text.split("-- features:begin", 1)[1].split("-- features:end", 1)[0]
+    # The feature query of sql/research.sql (and live mode): sql/features.sql.
+    features_sql = (ROOT / "sql" / "features.sql").read_text()
     db.set_params(since="1970-01-01", grid="1 minute", cusum_k=0.5, cusum_h=8.0)
     research, feat = best_of(lambda: db.sql(features_sql).to_arrow_table(), repeat=1)
 

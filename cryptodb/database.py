@@ -91,6 +91,7 @@ class Database:
         if self.path is None:
             con = duckdb.connect(":memory:")
             catalog.install(con, self.store)
+            self._add_script_functions(con)
             return con
         try:
             con = duckdb.connect(str(self.path), read_only=self.read_only,
@@ -99,14 +100,38 @@ class Database:
             if is_lock_error(e):
                 raise lock_error(self.path, e, self.read_only) from None
             raise
-        if not self.read_only and catalog.needs_install(con, self.store):
-            catalog.install(con, self.store)
+        if not self.read_only:
+            if catalog.needs_install(con, self.store):
+                catalog.install(con, self.store)
+            catalog.add_derived_views(con, self.store)
+        self._add_script_functions(con)
         return con
+
+    def _add_script_functions(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Functions scripts call that live in Python, not in the catalog file:
+        `backtest_report(path, out, settings)` writes the report of sql/backtest.sql."""
+        from cryptodb import report
+
+        report.register(con, self.store, self.path)
 
     def _release(self) -> None:
         if self._con is not None:
             self._con.close()
             self._con = None
+
+    def add_derived_views(self) -> bool:
+        """Views in the catalog over the store's derived tables that have none, for a writer such
+        as live mode that never holds the catalog open. False when readers hold the catalog: the
+        views then appear at the next read-write open."""
+        holding = self._con is not None
+        try:
+            catalog.add_derived_views(self.con, self.store)
+        except CryptodbError:
+            return False
+        finally:
+            if not holding and self.path is not None:
+                self._release()
+        return True
 
     # -- queries ----------------------------------------------------------------------------
     def sql(self, query: str, params=None):

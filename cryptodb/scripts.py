@@ -4,6 +4,10 @@ A script reads a parameter with `getvariable('name')`, and gives it a default wi
 `SET VARIABLE name = coalesce(getvariable('name'), <default>);` at its top. Where SQL wants a
 literal rather than an expression (a COPY target, a table name), `${name}` or
 `${name:-default}` is replaced by the parameter's text before the script runs.
+
+A line `-- @include NAME` is replaced by the text of script NAME (a shipped name, or a path
+relative to the including file): research and live share one feature query this way. To any
+other SQL tool the line is a comment.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from cryptodb.errors import CryptodbError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INCLUDE = re.compile(r"^[ \t]*--[ \t]*@include[ \t]+(\S+)[ \t]*$", re.MULTILINE)
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -24,7 +29,26 @@ def shipped_scripts() -> list[str]:
 
 
 def find_script(path_or_name: str | Path) -> tuple[str, str]:
-    """Return (where it came from, its text) for a file path or the name of a shipped script."""
+    """Return (where it came from, its text, includes expanded) for a file path or the name of a
+    shipped script."""
+    where, text = _read_script(path_or_name)
+    return where, expand_includes(text, where)
+
+
+def expand_includes(text: str, where: str, seen: tuple[str, ...] = ()) -> str:
+    def include(m: re.Match) -> str:
+        name = m.group(1)
+        local = Path(where).parent / name
+        target = local if not where.startswith("sql/") and local.is_file() else Path(name).stem
+        inner_where, inner = _read_script(target)
+        if inner_where in seen + (where,):
+            raise CryptodbError(f"{where}: `@include {name}` includes itself")
+        return expand_includes(inner, inner_where, seen + (where,)).rstrip().rstrip(";")
+
+    return _INCLUDE.sub(include, text)
+
+
+def _read_script(path_or_name: str | Path) -> tuple[str, str]:
     path = Path(path_or_name)
     if path.suffix == ".sql" or path.exists():
         if not path.is_file():

@@ -336,33 +336,53 @@ class ParquetStore:
         return data.num_rows
 
     def _write_derived(self, version: Path, data: pa.Table) -> None:
-        def write(folder: Path, part: pa.Table, stem: str) -> None:
-            folder.mkdir(parents=True, exist_ok=True)
-            staging = self.root / "_staging" / f"{uuid.uuid4().hex}.tmp"
-            staging.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(part, staging, compression="zstd", row_group_size=ROW_GROUP_ROWS,
-                           **_encodings(part.schema))
-            os.replace(staging, folder / f"{stem}.parquet")
+        for path, part in self._derived_files(version, data, uuid.uuid4().hex[:12]):
+            self.write_file(path, part)
 
+    def write_file(self, path: Path, part: pa.Table) -> None:
+        """Write one Parquet file atomically: a staging name, then a rename into place."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.root / "_staging" / f"{uuid.uuid4().hex}.tmp"
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(part, staging, compression="zstd", row_group_size=ROW_GROUP_ROWS, **_encodings(part.schema))
+        os.replace(staging, path)
+
+    def _derived_files(self, folder: Path, data: pa.Table, tag: str) -> list[tuple[Path, pa.Table]]:
+        """Where the rows of a derived table go: symbol/date folders (when it has symbol and ts),
+        each file sorted by ts and named by its time range and `tag`."""
         names = set(data.column_names)
         timed = {"symbol", "ts"} <= names and pa.types.is_timestamp(data.schema.field("ts").type)
         if data.num_rows == 0 or not timed:
-            write(version, data, SCHEMA_FILE[:-8] if data.num_rows == 0 else f"part-{uuid.uuid4().hex[:12]}")
-            return
+            return [(folder / f"{SCHEMA_FILE[:-8] if data.num_rows == 0 else f'part-{tag}'}.parquet", data)]
         ts = data.column("ts").combine_chunks().cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy()
         days = np.floor_divide(ts, NS_PER_DAY)
         sym = pc.dictionary_encode(data.column("symbol").combine_chunks())
         codes = sym.indices.fill_null(len(sym.dictionary)).to_numpy(zero_copy_only=False)
         order = np.lexsort((ts, days, codes))
-        codes, days = codes[order], days[order]
+        codes, days, ts = codes[order], days[order], ts[order]
         data = data.take(pa.array(order))
         breaks = np.flatnonzero((codes[1:] != codes[:-1]) | (days[1:] != days[:-1])) + 1
+        files = []
         for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(order)]):
             symbol = data.column("symbol")[int(lo)].as_py() or NULL_PARTITION
             date = np.datetime64(int(days[lo]), "D").astype(str)
-            part = data.slice(int(lo), int(hi - lo))
-            write(version / f"symbol={symbol}" / f"date={date}", part,
-                  f"part-{int(ts[order][lo])}-{int(ts[order][hi - 1])}-{uuid.uuid4().hex[:12]}")
+            files.append((folder / f"symbol={symbol}" / f"date={date}" / f"part-{ts[lo]}-{ts[hi - 1]}-{tag}.parquet",
+                          data.slice(int(lo), int(hi - lo))))
+        return files
+
+    def plan_append_derived(self, name: str, data: pa.Table, tag: str) -> list[tuple[Path, pa.Table]]:
+        """The files that appending `data` to derived table `name` will write (see write_file),
+        named by `tag`: a writer that must undo an interrupted append records them first."""
+        if name in TABLES or not name.isidentifier():
+            raise ValueError(f"{name!r} is not a derived table name")
+        with self._write_lock():
+            if not self.table_path(name).exists():
+                version = self._versions_dir(name) / "v000001"
+                version.mkdir(parents=True, exist_ok=True)
+                # An empty file with the columns: the table reads as empty, not as missing.
+                self.write_file(version / SCHEMA_FILE, data.slice(0, 0))
+                self._point(name, version)
+        return self._derived_files(self.table_path(name), data, tag) if data.num_rows else []
 
     # -- facts for `info` ----------------------------------------------------------------
     def table_stats(self, table: str) -> dict:

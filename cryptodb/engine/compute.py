@@ -18,7 +18,9 @@ import pyarrow.compute as pc
 from cryptodb.engine.calls import KernelCall, KernelShapeError
 from cryptodb.engine.memory import keep_large_pages
 from cryptodb.engine.planner import ScopePlan, dependency_of
+from cryptodb.engine.resume import KernelStates, call_id, partition_names
 from cryptodb.udfs.jit import njit
+from cryptodb.udfs.state import assemble, extract, from_bytes, to_bytes
 
 _THREADS = max(1, min(4, os.cpu_count() or 1))
 ARROW_TYPES = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_()}
@@ -320,8 +322,16 @@ def _call_key(call: KernelCall, arg_cols: list[str]) -> tuple:
             call.window_key())
 
 
-def compute(table: pa.Table, plan: ScopePlan) -> list[pa.Array]:
-    """One output column per call, aligned with `table`'s rows."""
+def _call_key_of(call: KernelCall) -> tuple:
+    """What a call computes, from its SQL: the name of its saved states."""
+    return (call.spec.name, tuple(sorted((k, repr(v)) for k, v in call.params.items())),
+            tuple(e.sql() for e in call.inputs), call.window_key())
+
+
+def compute(table: pa.Table, plan: ScopePlan, states: KernelStates | None = None,
+            scope_id: str = "") -> list[pa.Array]:
+    """One output column per call, aligned with `table`'s rows. With `states`, every call starts
+    from the saved state of each partition and saves its state back (see engine.resume)."""
     keep_large_pages()
     windows = {}
     for key, (part_cols, order_cols) in plan.key_columns.items():
@@ -330,8 +340,13 @@ def compute(table: pa.Table, plan: ScopePlan) -> list[pa.Array]:
         keys = keyed[0][0].reshape(-1, 1) if len(keyed) == 1 else np.column_stack([k for k, _ in keyed])
         rows, _ = processing_order(gid, keys, groups)
         first_is_time = keyed[0][1] and not order_cols[0][1]
-        windows[key] = (gid, groups, rows, keyed[0][0] if first_is_time else None,
-                        split_points(gid, rows, groups, _THREADS))
+        if states is None:
+            resume = None
+            pieces = split_points(gid, rows, groups, _THREADS)
+        else:  # saved states are per partition: the call runs whole, not in pieces
+            resume = (states, scope_id, partition_names(table, part_cols, gid, groups))
+            pieces = [(0, len(rows))]
+        windows[key] = (gid, groups, rows, keyed[0][0] if first_is_time else None, pieces, resume)
 
     floats: dict[str, np.ndarray] = {}
     done: dict[tuple, np.ndarray] = {}
@@ -348,7 +363,7 @@ def compute(table: pa.Table, plan: ScopePlan) -> list[pa.Array]:
             call, arg_cols = plan.calls[i], plan.arg_columns[i]
             if keys[i] in done or keys[i] in work:
                 continue
-            gid, groups, rows, ts, pieces = windows[call.window_key()]
+            gid, groups, rows, ts, pieces, resume = windows[call.window_key()]
             if ts is None:
                 if _needs_time(call):
                     raise KernelShapeError(
@@ -364,7 +379,7 @@ def compute(table: pa.Table, plan: ScopePlan) -> list[pa.Array]:
                 if c not in floats:
                     floats[c] = _as_float(table.column(c), call.name)
                 cols.append(floats[c])
-            work[keys[i]] = (call, cols, ts, gid, groups, rows, pieces)
+            work[keys[i]] = (call, cols, ts, gid, groups, rows, pieces, resume)
         done.update(_run_all(work))
         pending = [i for i in pending if i not in ready]
     if len(plan.calls) > 1 and _THREADS > 1:
@@ -388,19 +403,27 @@ def _output_values(producer: KernelCall, out: np.ndarray, reader: str) -> np.nda
 
 
 def _run_piece(task) -> None:
-    call, cols, ts, gid, groups, rows, out = task
-    # Each piece has a state of its own: pieces hold disjoint partitions, and a piece whose
-    # INTERVAL window grows replaces its state's arrays, which another thread must not be using.
-    call.spec.step(call.spec.new_state(call.params, groups), cols, ts, gid, rows, call.params, out)
+    call, cols, ts, gid, groups, rows, out, resume = task
+    if resume is None:
+        # Each piece has a state of its own: pieces hold disjoint partitions, and a piece whose
+        # INTERVAL window grows replaces its state's arrays, which another thread must not be using.
+        call.spec.step(call.spec.new_state(call.params, groups), cols, ts, gid, rows, call.params, out)
+        return
+    states, scope_id, partitions = resume
+    name = call_id(scope_id, _call_key_of(call))
+    saved = states.load(name, partitions)
+    state = assemble(call.spec, call.params, [None if b is None else from_bytes(b) for b in saved])
+    call.spec.step(state, cols, ts, gid, rows, call.params, out)
+    states.save(name, {p: to_bytes(extract(call.spec, state, g)) for g, p in enumerate(partitions)})
 
 
 def _run_all(work: dict[tuple, tuple]) -> dict[tuple, np.ndarray]:
     """Kernel cores release the GIL: independent kernels, and pieces of one kernel's rows that hold
     whole partitions, run on all cores at once."""
     outs, tasks = {}, []
-    for key, (call, cols, ts, gid, groups, rows, pieces) in work.items():
+    for key, (call, cols, ts, gid, groups, rows, pieces, resume) in work.items():
         outs[key] = out = np.full((len(gid), len(call.spec.outputs)), np.nan)
-        tasks += [(call, cols, ts, gid, groups, rows[a:b], out) for a, b in pieces]
+        tasks += [(call, cols, ts, gid, groups, rows[a:b], out, resume) for a, b in pieces]
     if len(tasks) > 1 and _THREADS > 1:
         with ThreadPoolExecutor(_THREADS) as pool:
             list(pool.map(_run_piece, tasks))

@@ -59,6 +59,8 @@ class Engine:
 
     con: duckdb.DuckDBPyConnection
     store: ParquetStore
+    # Live mode: kernels resume from saved per-partition state (engine.resume); None: from empty state.
+    kernel_states: object | None = None
 
     @property
     def views_dir(self) -> Path:

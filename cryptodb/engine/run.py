@@ -9,6 +9,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from cryptodb.catalog import derived_view_sql
 from cryptodb.engine import views
 from cryptodb.engine.calls import KernelShapeError, bind_params, find_calls
 from cryptodb.engine.compute import compute
@@ -16,6 +17,7 @@ from cryptodb.engine.dialect import parse, to_sql
 from cryptodb.engine.gate import STORE_SCHEME, Engine, defined
 from cryptodb.engine.planner import plan_scope
 from cryptodb.engine.result import KernelResult
+from cryptodb.engine.resume import statement_id
 from cryptodb.engine.shortcut import projection_of, read_inner
 from cryptodb.engine.splice import splice
 
@@ -103,7 +105,7 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
             if rows is None:
                 rows = con.sql(to_sql(plan.inner)).to_arrow_table(batch_size=READ_BATCH_ROWS)
             read = time.perf_counter()
-            outputs = compute(rows, plan)
+            outputs = compute(rows, plan, engine.kernel_states, f"{statement_id(sql)}/{number}")
             log.debug("scope %d: %d rows x %d columns read in %.3f s, %d kernel(s) in %.3f s", number,
                       rows.num_rows, rows.num_columns, read - started, len(scope_calls), time.perf_counter() - read)
             name, table = splice(con, plan, rows, outputs)
@@ -174,9 +176,7 @@ def _copy_to_store(engine: Engine, tree: exp.Copy, name: str, kernel_views: dict
     query = source.this if isinstance(source, exp.Subquery) else exp.select("*").from_(source)
     rows = run_statement(engine, to_sql(query), None, kernel_views).to_arrow_table()
     engine.store.replace_table(name, rows)
-    glob = engine.store.glob(name).replace("'", "''")
-    engine.con.execute(f"CREATE OR REPLACE VIEW {exp.to_identifier(name).sql(dialect='duckdb')} AS "
-                       f"SELECT * FROM read_parquet('{glob}', hive_partitioning = false)")
+    engine.con.execute(derived_view_sql(engine.store, name))
     return None
 
 

@@ -1,0 +1,239 @@
+"""Where live mode keeps what it must not lose: kernel states, consumed offsets, per-symbol
+watermarks, and the files of a batch that has not committed yet.
+
+One interface, three backends:
+- `duckdb` (default): a DuckDB file of its own beside the catalog (`crypto.live.duckdb` for
+  `crypto.duckdb`). Never the catalog itself: BI tools and `cryptodb sql -r` hold the catalog
+  open while live runs, and a DuckDB file has one writer or many readers, never both.
+- `memory`: nothing persists; a restart starts over.
+- `rocksdb`: a RocksDB directory (`crypto.live.rocksdb`), through the optional `rocksdict` package
+  (`pip install 'cryptodb[rocksdb]'`).
+
+A batch calls `begin(files)` before writing its output files and `commit(...)` after: the states
+the engine saved during the batch, the next offsets and the watermarks become durable together,
+in one transaction. Files listed by a `begin` that never reached its `commit` are the output of a
+batch that will be consumed again; `checkpoint().pending` names them so they can be removed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptodb.errors import CryptodbError
+
+Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to consume
+Watermarks = dict[str, tuple[int, int]]  # symbol -> (ts ns, seq) of its last stored tick
+
+BACKENDS = ("duckdb", "memory", "rocksdb")
+
+
+@dataclass
+class Checkpoint:
+    offsets: Offsets = field(default_factory=dict)
+    watermarks: Watermarks = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+
+
+class StateBackend:
+    """Kernel states staged during a batch (the engine's KernelStates), made durable by commit."""
+
+    def __init__(self):
+        self._staged: dict[tuple[str, str], bytes] = {}
+        self._lock = threading.Lock()  # the engine runs independent kernels on threads
+
+    # -- the engine's side (cryptodb.engine.resume.KernelStates) -----------------------------
+    def load(self, call_id: str, partitions: list[str]) -> list[bytes | None]:
+        """States as of the last commit, never ones staged since: two calls that compute the same
+        thing in one batch (cusum_stat and cusum_alarm of one input) must both start from there."""
+        with self._lock:
+            found = self._load_committed(call_id, partitions)
+            return [found.get(p) for p in partitions]
+
+    def save(self, call_id: str, states: dict[str, bytes]) -> None:
+        with self._lock:
+            for partition, blob in states.items():
+                self._staged[(call_id, partition)] = blob
+
+    # -- the runner's side ----------------------------------------------------------------
+    def checkpoint(self) -> Checkpoint:
+        raise NotImplementedError
+
+    def begin(self, files: list[str]) -> None:
+        raise NotImplementedError
+
+    def commit(self, offsets: Offsets, watermarks: Watermarks) -> None:
+        """Staged states, offsets and watermarks, durable at once; pending files cleared."""
+        raise NotImplementedError
+
+    def rollback(self) -> None:
+        self._staged.clear()
+
+    def close(self) -> None:
+        pass
+
+    def _load_committed(self, call_id: str, partitions: list[str]) -> dict[str, bytes]:
+        raise NotImplementedError
+
+
+class MemoryBackend(StateBackend):
+    def __init__(self):
+        super().__init__()
+        self._states: dict[tuple[str, str], bytes] = {}
+        self._checkpoint = Checkpoint()
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(dict(self._checkpoint.offsets), dict(self._checkpoint.watermarks),
+                          list(self._checkpoint.pending))
+
+    def begin(self, files: list[str]) -> None:
+        self._checkpoint.pending = list(files)
+
+    def commit(self, offsets: Offsets, watermarks: Watermarks) -> None:
+        self._states.update(self._staged)
+        self._staged.clear()
+        self._checkpoint.offsets.update(offsets)
+        self._checkpoint.watermarks.update(watermarks)
+        self._checkpoint.pending = []
+
+    def _load_committed(self, call_id, partitions):
+        return {p: self._states[(call_id, p)] for p in partitions if (call_id, p) in self._states}
+
+
+class DuckDBBackend(StateBackend):
+    _SCHEMA = """
+        CREATE TABLE IF NOT EXISTS kernel_state (call_id VARCHAR, part VARCHAR, state BLOB,
+                                                 PRIMARY KEY (call_id, part));
+        CREATE TABLE IF NOT EXISTS offsets (topic VARCHAR, part INTEGER, next_offset BIGINT,
+                                            PRIMARY KEY (topic, part));
+        CREATE TABLE IF NOT EXISTS watermarks (symbol VARCHAR PRIMARY KEY, ts BIGINT, seq BIGINT);
+        CREATE TABLE IF NOT EXISTS pending (path VARCHAR);
+    """
+
+    def __init__(self, path: Path):
+        super().__init__()
+        import duckdb
+
+        from cryptodb.errors import is_lock_error, lock_error
+
+        self.path = path
+        try:
+            self.con = duckdb.connect(str(path))
+        except duckdb.Error as e:
+            if is_lock_error(e):  # another `cryptodb live` on the same database
+                raise lock_error(path, e, read_only=False) from None
+            raise
+        self.con.execute(self._SCHEMA)
+
+    def checkpoint(self) -> Checkpoint:
+        offsets = {(t, p): o for t, p, o in self.con.sql("SELECT topic, part, next_offset FROM offsets").fetchall()}
+        marks = {s: (t, q) for s, t, q in self.con.sql("SELECT symbol, ts, seq FROM watermarks").fetchall()}
+        pending = [p for (p,) in self.con.sql("SELECT path FROM pending").fetchall()]
+        return Checkpoint(offsets, marks, pending)
+
+    def begin(self, files: list[str]) -> None:
+        self.con.execute("BEGIN")
+        self.con.execute("DELETE FROM pending")
+        if files:
+            self.con.executemany("INSERT INTO pending VALUES (?)", [(f,) for f in files])
+        self.con.execute("COMMIT")
+
+    def commit(self, offsets: Offsets, watermarks: Watermarks) -> None:
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            if self._staged:
+                con.executemany("INSERT OR REPLACE INTO kernel_state VALUES (?, ?, ?)",
+                                [(c, p, b) for (c, p), b in self._staged.items()])
+            if offsets:
+                con.executemany("INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)",
+                                [(t, p, o) for (t, p), o in offsets.items()])
+            if watermarks:
+                con.executemany("INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?)",
+                                [(s, t, q) for s, (t, q) in watermarks.items()])
+            con.execute("DELETE FROM pending")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        self._staged.clear()
+
+    def _load_committed(self, call_id, partitions):
+        if not partitions:
+            return {}
+        rows = self.con.execute("SELECT part, state FROM kernel_state WHERE call_id = ? AND part IN "
+                                "(SELECT unnest(?::VARCHAR[]))", [call_id, partitions]).fetchall()
+        return {p: bytes(b) for p, b in rows}
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class RocksDBBackend(StateBackend):
+    """Keys: `s/<call>/<partition>` states, `o/<topic>/<partition>` offsets, `w/<symbol>`
+    watermarks, `pending` the uncommitted files; a commit is one atomic WriteBatch."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        try:
+            from rocksdict import Rdict, WriteBatch
+        except ImportError:
+            raise CryptodbError("the rocksdb state backend needs the rocksdict package: "
+                                "pip install 'cryptodb[rocksdb]'") from None
+        self._batch_type = WriteBatch
+        self.db = Rdict(str(path))
+
+    def checkpoint(self) -> Checkpoint:
+        cp = Checkpoint()
+        for key, value in self.db.items(from_key="o/"):
+            if not key.startswith("o/"):
+                break
+            topic, _, part = key[2:].rpartition("/")
+            cp.offsets[(topic, int(part))] = value
+        for key, value in self.db.items(from_key="w/"):
+            if not key.startswith("w/"):
+                break
+            cp.watermarks[key[2:]] = tuple(value)
+        cp.pending = json.loads(self.db.get("pending", "[]"))
+        return cp
+
+    def begin(self, files: list[str]) -> None:
+        self.db["pending"] = json.dumps(files)
+        self.db.flush()
+
+    def commit(self, offsets: Offsets, watermarks: Watermarks) -> None:
+        batch = self._batch_type()
+        for (call, part), blob in self._staged.items():
+            batch.put(f"s/{call}/{part}", blob)
+        for (topic, part), offset in offsets.items():
+            batch.put(f"o/{topic}/{part}", offset)
+        for symbol, mark in watermarks.items():
+            batch.put(f"w/{symbol}", list(mark))
+        batch.put("pending", "[]")
+        self.db.write(batch)
+        self.db.flush()
+        self._staged.clear()
+
+    def _load_committed(self, call_id, partitions):
+        found = {}
+        for p in partitions:
+            blob = self.db.get(f"s/{call_id}/{p}")
+            if blob is not None:
+                found[p] = blob
+        return found
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_backend(kind: str, catalog: Path | None) -> StateBackend:
+    """The backend `kind` for the database whose catalog file is `catalog`."""
+    if kind == "memory" or catalog is None:
+        return MemoryBackend()
+    if kind == "duckdb":
+        return DuckDBBackend(catalog.with_suffix(".live.duckdb"))
+    if kind == "rocksdb":
+        return RocksDBBackend(catalog.with_suffix(".live.rocksdb"))
+    raise CryptodbError(f"state backend {kind!r}: one of {', '.join(BACKENDS)}")

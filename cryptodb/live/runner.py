@@ -1,0 +1,473 @@
+"""`cryptodb live`: consume ticks from Kafka in micro-batches and materialise features as they come.
+
+Every micro-batch (bounded by rows and by time):
+1. decode the messages (normalised JSON rows or raw Coinbase envelopes, `ingest.messages`);
+   malformed ones go to the dead-letter table with the reason;
+2. apply the ordering policy per symbol against its watermark, the (ts, seq) of its last stored
+   tick: a tick at or before it whose key is already stored is a duplicate and is dropped; any
+   other such tick is late and goes to the dead-letter table (features are causal: a tick cannot
+   be inserted into a past the kernels have already moved beyond);
+3. append the ticks to the store (atomic files, de-duplicated);
+4. run the live script (sql/live.sql) over only the new ticks: `ticks` is the batch, and every
+   kernel resumes from its saved per-symbol state, so the features equal those a research run
+   over all ticks computes, row for row; the script leaves temp tables `features` and `signals`;
+5. record the files it is about to write (`begin`), write them, then commit kernel states, next
+   offsets and watermarks in one transaction (`commit`).
+
+After a crash, the next start removes the files of a batch that did not commit, and consumes
+again from the committed offsets (not from the consumer group's offsets) with the committed
+states: the result equals one uninterrupted run. SIGTERM or SIGINT end the current batch,
+commit and exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cryptodb.errors import CryptodbError
+from cryptodb.live.backends import Checkpoint, StateBackend, open_backend
+from cryptodb.scripts import fill_placeholders, find_script
+
+log = logging.getLogger("cryptodb.live")
+
+OUTPUT_TABLES = ("features", "signals")  # temp tables a live script leaves for the runner
+CONSUMER_SESSION_TIMEOUT_MS = 3000  # tansu makes a group join wait half of it
+PARTITION_CHECK_S = 10.0  # how often an idle consumer looks for new partitions
+
+
+@dataclass
+class LiveOptions:
+    bootstrap: str = "127.0.0.1:19092"
+    topic: str = "coinbase-ticker"
+    group: str = "cryptodb-live"
+    script: str = "live"
+    params: dict = field(default_factory=dict)
+    state_backend: str = "duckdb"
+    batch_rows: int = 10_000
+    batch_ms: int = 1_000
+    signals_topic: str | None = None
+    export_topic: str | None = None
+    max_batches: int | None = None  # stop after this many batches with messages
+    idle_exit: float | None = None  # stop after this many seconds without a message
+    print_signals: bool = True
+
+
+@dataclass
+class BatchReport:
+    number: int
+    messages: int = 0
+    ticks: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    features: int = 0
+    signals: int = 0
+    lag_s: float = 0.0  # now minus the newest tick's event time
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (f"batch {self.number}: {self.messages} msgs, {self.ticks} ticks, {self.duplicates} dup, "
+                f"{self.dead_letters} dead, {self.features} features, {self.signals} signals, "
+                f"lag {self.lag_s:.2f} s, {self.seconds * 1e3:.0f} ms")
+
+
+@dataclass
+class LiveTotals:
+    batches: int = 0
+    messages: int = 0
+    ticks: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    features: int = 0
+    signals: int = 0
+
+    def add(self, r: BatchReport) -> None:
+        self.batches += 1
+        for name in ("messages", "ticks", "duplicates", "dead_letters", "features", "signals"):
+            setattr(self, name, getattr(self, name) + getattr(r, name))
+
+
+class LiveRunner:
+    def __init__(self, db, options: LiveOptions, out=None, status=None):
+        self.db = db  # a cryptodb Database; only its store is written, never its catalog
+        self.options = options
+        self.out = out or sys.stdout
+        self.status = status or (lambda line: print(line, file=sys.stderr))
+        self.store = db.store
+        self.stopping = False
+        self.backend: StateBackend | None = None
+        self._fail_at = _fault_injection()
+        self._views_ready = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def run(self) -> LiveTotals:
+        self.backend = open_backend(self.options.state_backend, self.db.path)
+        try:
+            checkpoint = self.backend.checkpoint()
+            self._undo_uncommitted(checkpoint)
+            self.watermarks = dict(checkpoint.watermarks)
+            self.con = self._live_connection()
+            self.statements = self._script_statements()
+            consumer = self._consumer(checkpoint)
+            producer = self._producer()
+            previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+            try:
+                return self._loop(consumer, producer)
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+                consumer.close()
+                if producer is not None:
+                    producer.flush(30)
+        finally:
+            self.backend.close()
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stopping = True  # the current batch finishes and commits; then the loop ends
+
+    def _undo_uncommitted(self, checkpoint: Checkpoint) -> None:
+        for path in checkpoint.pending:
+            Path(path).unlink(missing_ok=True)
+        if checkpoint.pending:
+            log.warning("removed %d file(s) of a batch that did not commit; consuming it again",
+                        len(checkpoint.pending))
+
+    def _live_connection(self) -> duckdb.DuckDBPyConnection:
+        from cryptodb.engine.gate import Engine
+        from cryptodb.udfs import rowwise
+
+        con = duckdb.connect()
+        for statement in rowwise.install_sql():
+            con.execute(statement)
+        self.engine = Engine(con, self.store, kernel_states=self.backend)
+        return con
+
+    def _script_statements(self) -> list[str]:
+        where, text = find_script(self.options.script)
+        params = self.options.params
+        for name, value in params.items():
+            self.con.execute(f"SET VARIABLE {name} = ?", [value])
+        text = fill_placeholders(text, params, where)
+        return [s.query.strip().rstrip(";").strip() for s in self.con.extract_statements(text)]
+
+    # -- Kafka ----------------------------------------------------------------------------
+    def _consumer(self, checkpoint: Checkpoint):
+        """A consumer assigned every partition of the topic at the offsets committed with the
+        states. Assigned by hand, not through group rebalancing: live mode never reads the
+        group's offsets, and a rejoin can stall for a session timeout (or, on tansu, for good)."""
+        from confluent_kafka import Consumer
+
+        consumer = Consumer({
+            "bootstrap.servers": self.options.bootstrap,
+            "group.id": self.options.group,
+            "session.timeout.ms": CONSUMER_SESSION_TIMEOUT_MS,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "logger": _ClientLog(log),
+        })
+        self._checkpoint_offsets = dict(checkpoint.offsets)
+        self._assigned: set[int] = set()
+        self._assign_new_partitions(consumer)
+        return consumer
+
+    def _assign_new_partitions(self, consumer) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+
+        topic = self.options.topic
+        try:
+            meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        except KafkaException as e:
+            log.warning("broker: %s; will retry", e)
+            return
+        if meta is None or meta.error is not None:
+            return  # the topic does not exist yet
+        new = sorted(set(meta.partitions) - self._assigned)
+        if not new:
+            return
+        self._assigned |= set(new)
+        consumer.incremental_assign([
+            TopicPartition(topic, p, self._checkpoint_offsets.get((topic, p), OFFSET_BEGINNING)) for p in new])
+
+    def _producer(self):
+        if not (self.options.signals_topic or self.options.export_topic):
+            return None
+        from confluent_kafka import Producer
+
+        return Producer({"bootstrap.servers": self.options.bootstrap, "linger.ms": 20,
+                         "enable.idempotence": True, "logger": _ClientLog(log)})
+
+    def _loop(self, consumer, producer) -> LiveTotals:
+        totals = LiveTotals()
+        idle_since = checked = time.monotonic()
+        backoff = 0.5
+        while not self.stopping:
+            messages, broker_error = self._collect(consumer)
+            if broker_error:
+                log.warning("broker: %s; retrying in %.1f s (state and offsets are safe)", broker_error, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            if not messages:
+                if time.monotonic() - checked > PARTITION_CHECK_S or not self._assigned:
+                    self._assign_new_partitions(consumer)  # the topic may appear or grow
+                    checked = time.monotonic()
+                if self.options.idle_exit is not None and time.monotonic() - idle_since > self.options.idle_exit:
+                    break
+                continue
+            backoff = 0.5
+            idle_since = time.monotonic()
+            report = self.process(messages, totals.batches + 1, producer)
+            totals.add(report)
+            self.status(report.line())
+            if self.options.max_batches is not None and totals.batches >= self.options.max_batches:
+                break
+        return totals
+
+    def _collect(self, consumer) -> tuple[list, str | None]:
+        """Messages until batch_rows or batch_ms after the first one (or a stop request)."""
+        from confluent_kafka import KafkaError
+
+        batch, error = [], None
+        deadline = None
+        while len(batch) < self.options.batch_rows:
+            wait = 0.2 if deadline is None else max(0.0, deadline - time.monotonic())
+            got = consumer.consume(self.options.batch_rows - len(batch), timeout=wait)
+            for m in got:
+                if m.error() is None:
+                    batch.append(m)
+                elif m.error().code() != KafkaError._PARTITION_EOF:
+                    error = str(m.error())
+            if batch and deadline is None:
+                deadline = time.monotonic() + self.options.batch_ms / 1000
+            if self.stopping or error or (deadline is None and not got) or \
+                    (deadline is not None and time.monotonic() >= deadline):
+                break
+        return batch, error
+
+    # -- one micro-batch ------------------------------------------------------------------
+    def process(self, messages: list, number: int, producer=None) -> BatchReport:
+        from cryptodb.ingest.messages import decode_batch
+
+        started = time.perf_counter()
+        report = BatchReport(number, messages=len(messages))
+        now = time.time_ns()
+        payloads = [m.value() or b"" for m in messages]
+        decoded = decode_batch(payloads, [now] * len(payloads))
+        dead = [_dead_letter(messages[r.index], r.payload, r.reason) for r in decoded.rejected]
+
+        ticks = decoded.tables.get("ticks")
+        if ticks is not None and ticks.num_rows:
+            ticks, late, report.duplicates = self._apply_order_policy(ticks)
+            dead += late
+        for table, rows in decoded.tables.items():  # trades, funding, book: stored as they come
+            if table != "ticks" and rows.num_rows:
+                self.store.append(table, rows)
+        if dead:
+            self.store.append("dead_letters", pa.Table.from_pylist(dead, schema=_dead_letter_schema()))
+        report.dead_letters = len(dead)
+
+        outputs = {}
+        if ticks is not None and ticks.num_rows:
+            self.store.append("ticks", ticks)
+            report.ticks = ticks.num_rows
+            outputs = self._run_script(ticks)
+            report.lag_s = (now - int(pc.max(ticks.column("ts")).cast(pa.int64()).as_py())) / 1e9
+        report.features = outputs["features"].num_rows if "features" in outputs else 0
+        report.signals = outputs["signals"].num_rows if "signals" in outputs else 0
+
+        planned = []
+        tag = uuid.uuid4().hex[:12]
+        for name, rows in outputs.items():
+            planned += self.store.plan_append_derived(name, rows, f"live-{tag}")
+        self.backend.begin([str(path) for path, _ in planned])
+        for path, rows in planned:
+            self.store.write_file(path, rows)
+        if self._fail_at == number:
+            import os
+
+            os._exit(75)  # fault injection for the crash tests: files written, nothing committed
+        self.backend.commit(_next_offsets(messages), self._new_watermarks(ticks))
+        if ticks is not None and ticks.num_rows:
+            self.watermarks.update(self._new_watermarks(ticks))
+        if not self._views_ready and outputs:
+            # Readers find features and signals in the catalog; if they hold it open right now,
+            # the views appear at a later batch (or the next read-write open).
+            self._views_ready = self.db.add_derived_views()
+
+        if "signals" in outputs:
+            self._publish_signals(outputs["signals"], producer)
+        if producer is not None and self.options.export_topic and "features" in outputs:
+            _produce_rows(producer, self.options.export_topic, self.con, outputs["features"])
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _apply_order_policy(self, ticks: pa.Table) -> tuple[pa.Table, list[dict], int]:
+        """Sort the batch by (symbol, ts, seq), drop duplicates, split off late ticks."""
+        ticks = ticks.sort_by([("symbol", "ascending"), ("ts", "ascending"), ("seq", "ascending")])
+        symbol = ticks.column("symbol").to_pylist()
+        ts = ticks.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        seq = ticks.column("seq").fill_null(-1).to_numpy(zero_copy_only=False)
+        keep = np.ones(len(symbol), bool)
+        late_rows, duplicates = [], 0
+        prev = None
+        for i, (s, t, q) in enumerate(zip(symbol, ts, seq)):
+            key = (s, int(t), int(q))
+            if key == prev:
+                keep[i] = False
+                duplicates += 1
+                continue
+            prev = key
+            mark = self.watermarks.get(s)
+            if mark is not None and (int(t), int(q)) <= mark:
+                keep[i] = False
+                late_rows.append(i)
+        late = []
+        if late_rows:
+            stored = self._stored_keys(ticks.take(pa.array(late_rows)))
+            for i in late_rows:
+                if (symbol[i], int(ts[i]), int(seq[i])) in stored:
+                    duplicates += 1
+                else:
+                    late.append(_late_letter(ticks.slice(i, 1), self.watermarks[symbol[i]]))
+        return ticks.filter(pa.array(keep)), late, duplicates
+
+    def _stored_keys(self, rows: pa.Table) -> set[tuple[str, int, int]]:
+        if not self.store.files("ticks"):
+            return set()
+        lo = int(pc.min(rows.column("ts")).cast(pa.int64()).as_py())
+        hi = int(pc.max(rows.column("ts")).cast(pa.int64()).as_py())
+        symbols = sorted(set(rows.column("symbol").to_pylist()))
+        found = self.con.execute(
+            "SELECT symbol, epoch_ns(ts), coalesce(seq, -1) FROM read_parquet(?, hive_partitioning = true, "
+            "hive_types = {'symbol': VARCHAR, 'date': DATE}) WHERE symbol IN (SELECT unnest(?::VARCHAR[])) "
+            "AND epoch_ns(ts) BETWEEN ? AND ?", [self.store.glob("ticks"), symbols, lo, hi]).fetchall()
+        return {(s, int(t), int(q)) for s, t, q in found}
+
+    def _new_watermarks(self, ticks: pa.Table | None) -> dict[str, tuple[int, int]]:
+        if ticks is None or not ticks.num_rows:
+            return {}
+        marks = {}
+        symbol = ticks.column("symbol").to_pylist()
+        ts = ticks.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        seq = ticks.column("seq").fill_null(-1).to_numpy(zero_copy_only=False)
+        for s, t, q in zip(symbol, ts, seq):  # sorted by (symbol, ts, seq): the last one wins
+            marks[s] = (int(t), int(q))
+        return marks
+
+    def _run_script(self, ticks: pa.Table) -> dict[str, pa.Table]:
+        con = self.con
+        batch = ticks.append_column("date", pc.cast(pc.cast(ticks.column("ts"), pa.timestamp("ns")), pa.date32()))
+        con.register("ticks", batch)
+        try:
+            for name in OUTPUT_TABLES:
+                con.execute(f"DROP TABLE IF EXISTS {name}")
+            for statement in self.statements:
+                result = self.engine.run(statement)
+                if result is not None and hasattr(result, "fetchall"):
+                    result.fetchall()  # a SELECT in the script: run it to the end
+            present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+            return {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in OUTPUT_TABLES
+                    if name in present}
+        finally:
+            con.unregister("ticks")
+
+    def _publish_signals(self, signals: pa.Table, producer) -> None:
+        if self.options.print_signals:
+            for row in signals.to_pylist():
+                details = " ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k not in ("symbol", "ts", "signal"))
+                print(f"{row.get('ts')} {row.get('symbol')} {row.get('signal')} {details}", file=self.out, flush=True)
+        if producer is not None and self.options.signals_topic:
+            _produce_rows(producer, self.options.signals_topic, self.con, signals)
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _produce_rows(producer, topic: str, con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+    """One JSON message per row, keyed by symbol (delivery at least once)."""
+    con.register("rows_out", rows)
+    try:
+        for symbol, text in con.execute("SELECT symbol, to_json(rows_out) FROM rows_out").fetchall():
+            while True:
+                try:
+                    producer.produce(topic, key=(symbol or "").encode(), value=text.encode())
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+        producer.poll(0)
+    finally:
+        con.unregister("rows_out")
+
+
+def _next_offsets(messages: list) -> dict[tuple[str, int], int]:
+    offsets: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic(), m.partition())
+        offsets[key] = max(offsets.get(key, 0), m.offset() + 1)
+    return offsets
+
+
+def _dead_letter_schema() -> pa.Schema:
+    from cryptodb.ingest.schema import DEAD_LETTERS
+
+    return DEAD_LETTERS.arrow_schema
+
+
+def _dead_letter(message, payload: bytes, reason: str) -> dict:
+    """A dead letter keyed by where the message sits in Kafka, so a batch consumed again after a
+    crash stores the same letter, not a second one."""
+    from cryptodb.ingest.schema import UNKNOWN_SYMBOL
+
+    kind, ms = message.timestamp()
+    at = ms * 1_000_000 if kind and ms > 0 else time.time_ns()
+    key = message.key()
+    return {"exchange": "kafka", "symbol": key.decode(errors="replace") if key else UNKNOWN_SYMBOL,
+            "ts": at, "recv_ts": time.time_ns(),
+            "source": f"kafka:{message.topic()}/{message.partition()}@{message.offset()}",
+            "reason": reason, "payload": payload.decode(errors="replace")}
+
+
+def _late_letter(tick: pa.Table, mark: tuple[int, int]) -> dict:
+    """A late tick as a dead letter: its own event time and row, so that consuming its batch
+    again after a crash stores the same letter, not a second one."""
+    from cryptodb.ingest.messages import encode_rows
+
+    row = tick.to_pylist()[0]
+    return {"exchange": row["exchange"] or "kafka", "symbol": row["symbol"],
+            "ts": int(tick.column("ts").cast(pa.int64())[0].as_py()), "recv_ts": time.time_ns(),
+            "source": "live:order-policy",
+            "reason": f"late tick: at or before the last stored tick of {row['symbol']} (ts {mark[0]}, seq {mark[1]})",
+            "payload": encode_rows("ticks", tick.drop_columns(["recv_ts"]))[0].decode()}
+
+
+class _ClientLog(logging.LoggerAdapter):
+    """librdkafka logs every reconnect attempt; keep them at DEBUG."""
+
+    def log(self, level, msg, *args, **kwargs):
+        super().log(logging.DEBUG, msg, *args, **kwargs)
+
+
+def _fault_injection() -> int | None:
+    """CRYPTODB_LIVE_EXIT_BEFORE_COMMIT=N: exit after writing batch N's files, before its commit.
+    For the crash tests: the one moment where a crash could break exactly-once."""
+    import os
+
+    value = os.environ.get("CRYPTODB_LIVE_EXIT_BEFORE_COMMIT")
+    return int(value) if value else None
+
+
+def live(db, options: LiveOptions, **kwargs) -> LiveTotals:
+    """Run live mode on `db` until stopped (SIGTERM/SIGINT, max_batches or idle_exit)."""
+    if db.read_only:
+        raise CryptodbError("live mode writes ticks and features: open the database read-write")
+    return LiveRunner(db, options, **kwargs).run()

@@ -1,0 +1,196 @@
+"""Live mode against a real broker: features built batch by batch from saved kernel state equal
+research over the same ticks, row for row, also across a crash and a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import ROOT, run_cli
+from cryptodb.ingest.messages import encode_rows
+from cryptodb.ingest.replay import replay_to_kafka
+from cryptodb.ingest.schema import TICKS
+
+import cryptodb
+
+SYMBOLS, TICKS_PER_RUN, SEED = 3, 3000, 5
+
+
+def fresh_topic() -> str:
+    return f"live-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A store of generated ticks and, computed from it by `research`, the expected features."""
+    path = tmp_path_factory.mktemp("source") / "source.duckdb"
+    with cryptodb.connect(path) as db:
+        db.generate(symbols=SYMBOLS, ticks=TICKS_PER_RUN, seed=SEED)
+        db.run_script("research")
+        ticks = db.sql(f"SELECT {', '.join(TICKS.names)} FROM ticks ORDER BY ts, symbol, seq").to_arrow_table()
+        features = sorted_rows(db.sql("SELECT * FROM features").to_arrow_table())
+    return ticks, features
+
+
+def sorted_rows(table: pa.Table) -> pa.Table:
+    return table.sort_by([("symbol", "ascending"), ("ts", "ascending"), ("seq", "ascending")])
+
+
+def publish(bootstrap: str, topic: str, ticks: pa.Table) -> None:
+    replay_to_kafka(ticks.to_batches(max_chunksize=1000), bootstrap, topic)
+
+
+def live_features(path) -> pa.Table:
+    with cryptodb.connect(path, read_only=True) as db:
+        return sorted_rows(db.sql("SELECT * FROM features").to_arrow_table())
+
+
+def assert_same_rows(got: pa.Table, expected: pa.Table) -> None:
+    assert got.column_names == expected.column_names
+    assert got.num_rows == expected.num_rows
+    for name in expected.column_names:
+        a, b = got.column(name), expected.column(name)
+        assert a.type == b.type, name
+        if pa.types.is_floating(b.type):  # exactly equal, NULL where NULL (NaN never appears)
+            x = a.to_numpy(zero_copy_only=False)
+            y = b.to_numpy(zero_copy_only=False)
+            assert np.array_equal(x, y, equal_nan=True), name
+        else:
+            assert a.to_pylist() == b.to_pylist(), name
+
+
+def run_live(path, bootstrap, topic, *extra, env=None, check=True):
+    return run_cli("--db", str(path), "live", "--bootstrap", bootstrap, "--topic", topic, "--group", topic,
+                   "--batch-rows", "400", "--batch-ms", "200", "--idle-exit", "3", *extra, env=env, check=check,
+                   timeout=180)
+
+
+@pytest.mark.slow
+def test_live_features_equal_research_row_for_row(kafka_broker, source, tmp_path):
+    ticks, expected = source
+    topic = fresh_topic()
+    publish(kafka_broker, topic, ticks)
+    path = tmp_path / "live.duckdb"
+    proc = run_live(path, kafka_broker, topic)
+    assert "batch 2:" in proc.stderr  # several micro-batches, so state really carried over
+    assert_same_rows(live_features(path), expected)
+    with cryptodb.connect(path, read_only=True) as db:
+        stored = db.sql(f"SELECT {', '.join(TICKS.names)} FROM ticks ORDER BY ts, symbol, seq").to_arrow_table()
+        assert stored.equals(ticks)
+        signals = db.sql("SELECT * FROM signals").to_arrow_table()
+    # The signal rules of sql/live.sql, evaluated here on research's features.
+    rows = expected.to_pylist()
+    want = sorted((r["symbol"], r["ts"], "BUY" if (r["zscore"] is not None and r["rsi"] is not None and
+                                                   r["zscore"] < -2 and r["rsi"] < 30) else
+                   "SELL" if (r["zscore"] is not None and r["rsi"] is not None and r["zscore"] > 2 and r["rsi"] > 70)
+                   else "REGIME CHANGE") for r in rows
+                  if (r["zscore"] is not None and r["rsi"] is not None and
+                      ((r["zscore"] < -2 and r["rsi"] < 30) or (r["zscore"] > 2 and r["rsi"] > 70)))
+                  or (r["cusum_alarm"] or 0) != 0)
+    got = sorted(zip(signals.column("symbol").to_pylist(), signals.column("ts").to_pylist(),
+                     signals.column("signal").to_pylist()))
+    assert got == want and len(got) > 0
+    # Signals print as they happen.
+    first = got[0]
+    assert f"{first[1]} {first[0]} {first[2]}" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["duckdb", "rocksdb"])
+def test_a_crash_before_commit_then_a_restart_equal_one_uninterrupted_run(kafka_broker, source, tmp_path, backend):
+    ticks, expected = source
+    topic = fresh_topic()
+    publish(kafka_broker, topic, ticks)
+    path = tmp_path / "live.duckdb"
+    crashed = run_live(path, kafka_broker, topic, "--state-backend", backend,
+                       env={"CRYPTODB_LIVE_EXIT_BEFORE_COMMIT": "3"}, check=False)
+    assert crashed.returncode == 75, crashed.stderr  # died after writing batch 3's files
+    proc = run_live(path, kafka_broker, topic, "--state-backend", backend)
+    assert "removed" in proc.stderr and "did not commit" in proc.stderr
+    assert_same_rows(live_features(path), expected)
+
+
+@pytest.mark.slow
+def test_bad_late_and_duplicate_messages(kafka_broker, tmp_path):
+    from confluent_kafka import Producer
+
+    topic = fresh_topic()
+    base = 1_767_225_600_000_000_000
+    good = pa.table({
+        "exchange": ["coinbase"] * 4, "symbol": ["BTC-USD"] * 4,
+        "ts": pa.array([base + i * 1_000_000 for i in (1, 2, 3, 4)], pa.timestamp("ns")),
+        "seq": pa.array([1, 2, 3, 4], pa.int64()), "price": [100.0, 101.0, 102.0, 103.0],
+        "bid": [99.9, 100.9, 101.9, 102.9], "ask": [100.1, 101.1, 102.1, 103.1]})
+    late = good.slice(0, 1).set_column(3, "seq", pa.array([0], pa.int64()))  # before tick 1: late
+    producer = Producer({"bootstrap.servers": kafka_broker})
+    messages = encode_rows("ticks", good) + [b"{not json", encode_rows("ticks", good.slice(1, 1))[0]]
+    for payload in messages:
+        producer.produce(topic, key=b"BTC-USD", value=payload)
+    producer.flush(10)
+    path = tmp_path / "live.duckdb"
+    run_live(path, kafka_broker, topic)
+    producer.produce(topic, key=b"BTC-USD", value=encode_rows("ticks", late)[0])
+    producer.produce(topic, key=b"BTC-USD", value=encode_rows("ticks", good.slice(3, 1))[0])  # stored already
+    producer.flush(10)
+    run_live(path, kafka_broker, topic)
+    with cryptodb.connect(path, read_only=True) as db:
+        assert db.sql("SELECT seq FROM ticks ORDER BY ts, seq").fetchall() == [(1,), (2,), (3,), (4,)]
+        letters = db.sql("SELECT reason, payload FROM dead_letters ORDER BY reason").fetchall()
+        assert db.sql("SELECT count(*) FROM features").fetchall() == [(4,)]
+    assert len(letters) == 2
+    assert "late tick" in letters[0][0] and '"seq":0' in letters[0][1]
+    assert letters[1][1] == "{not json"
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_batch_commits_and_exits_0(kafka_broker, source, tmp_path):
+    ticks, _ = source
+    topic = fresh_topic()
+    publish(kafka_broker, topic, ticks)
+    path = tmp_path / "live.duckdb"
+    proc = subprocess.Popen([sys.executable, "-m", "cryptodb", "--db", str(path), "live", "--bootstrap",
+                             kafka_broker, "--topic", topic, "--group", topic, "--batch-rows", "200"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 120
+    seen = ""
+    while "batch 1:" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    # Whatever was committed is whole: every stored tick has its features, and a restart
+    # completes the rest exactly.
+    with cryptodb.connect(path, read_only=True) as db:
+        n_ticks = db.sql("SELECT count(*) FROM ticks").fetchall()[0][0]
+        n_features = db.sql("SELECT count(*) FROM features").fetchall()[0][0]
+    assert 0 < n_ticks == n_features <= ticks.num_rows
+
+
+@pytest.mark.slow
+def test_readers_query_while_live_writes(kafka_broker, source, tmp_path):
+    ticks, expected = source
+    topic = fresh_topic()
+    path = tmp_path / "live.duckdb"
+    cryptodb.connect(path).close()  # the catalog exists before live starts
+    publish(kafka_broker, topic, ticks)
+    proc = subprocess.Popen([sys.executable, "-m", "cryptodb", "--db", str(path), "live", "--bootstrap",
+                             kafka_broker, "--topic", topic, "--group", topic, "--batch-rows", "300",
+                             "--idle-exit", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    counts = []
+    while proc.poll() is None:
+        reader = run_cli("--db", str(path), "sql", "-r", "--format", "csv",
+                         "SELECT (SELECT count(*) FROM ticks) AS t")
+        assert reader.returncode == 0, reader.stderr
+        counts.append(int(reader.stdout.splitlines()[1]))
+    assert proc.returncode == 0, proc.stderr.read()
+    assert counts == sorted(counts) and counts[-1] <= ticks.num_rows
+    assert_same_rows(live_features(path), expected)
