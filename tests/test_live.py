@@ -194,3 +194,34 @@ def test_readers_query_while_live_writes(kafka_broker, source, tmp_path):
     assert proc.returncode == 0, proc.stderr.read()
     assert counts == sorted(counts) and counts[-1] <= ticks.num_rows
     assert_same_rows(live_features(path), expected)
+
+
+@pytest.mark.slow
+def test_export_sends_features_keyed_by_symbol_from_run_and_from_live(kafka_broker, source, tmp_path):
+    import json
+
+    from kafka import consume_topic
+
+    ticks, expected = source
+    path = tmp_path / "store.duckdb"
+    with cryptodb.connect(path) as db:
+        db.insert_ticks(ticks)
+    once = fresh_topic()
+    run_cli("--db", str(path), "run", "export", "--param", f"bootstrap={kafka_broker}", "--param", f"topic={once}",
+            check=True)
+    received = consume_topic(kafka_broker, once, expected=expected.num_rows)
+    assert len(received) == expected.num_rows
+    rows = {(m.key.decode(), json.loads(m.value)["seq"]): json.loads(m.value) for m in received}
+    for want in expected.to_pylist()[:: 97]:
+        got = rows[(want["symbol"], want["seq"])]
+        assert got["symbol"] == want["symbol"]
+        for name in ("rsi", "zscore", "macd_hist", "var_95"):
+            assert got[name] == want[name]  # JSON carries the shortest exact repr of each double
+
+    source_topic, features_topic = fresh_topic(), fresh_topic()
+    publish(kafka_broker, source_topic, ticks)
+    live_path = tmp_path / "live.duckdb"
+    run_live(live_path, kafka_broker, source_topic, "--script", "export", "--param", f"topic={features_topic}")
+    streamed = consume_topic(kafka_broker, features_topic, expected=expected.num_rows)
+    assert sorted((m.key.decode(), json.loads(m.value)["seq"]) for m in streamed) == sorted(rows)
+    assert_same_rows(live_features(live_path), expected)

@@ -49,7 +49,8 @@ def mentions(sql: str, kernel_views: dict[str, str]) -> bool:
 
 
 def writes_to_store(sql: str) -> bool:
-    return STORE_SCHEME in sql
+    """COPY ... TO 'store://...' or 'kafka://...': targets cryptodb writes, not DuckDB."""
+    return STORE_SCHEME in sql or "kafka://" in sql
 
 
 @dataclass

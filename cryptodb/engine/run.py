@@ -20,6 +20,7 @@ from cryptodb.engine.result import KernelResult
 from cryptodb.engine.resume import statement_id
 from cryptodb.engine.shortcut import projection_of, read_inner
 from cryptodb.engine.splice import splice
+from cryptodb.kafka_out import KAFKA_SCHEME, copy_to_kafka
 
 log = logging.getLogger("cryptodb")
 # Fewer, larger Arrow chunks from DuckDB: every chunk costs a little in each kernel-side pass.
@@ -80,9 +81,14 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
     if dropped:
         views.forget(con, dropped, engine.views_dir)
         return con.sql(to_sql(tree))
-    target = _store_target(tree)
+    target = _copy_target(tree, STORE_SCHEME)
     if target is not None:
         return _copy_to_store(engine, tree, target, kernel_views)
+    target = _copy_target(tree, KAFKA_SCHEME)
+    if target is not None:
+        rows = run_statement(engine, to_sql(_copy_source(tree)), None, kernel_views).to_arrow_table()
+        copy_to_kafka(con, rows, KAFKA_SCHEME + target)
+        return None
     created = views.created_view(tree)
     definition = to_sql(tree.expression) if created else None
     if kernel_views:
@@ -161,20 +167,24 @@ def _release_unused(con, tree: exp.Expression, registered: dict[str, pa.Table]) 
         del registered[name]
 
 
-def _store_target(tree: exp.Expression) -> str | None:
+def _copy_target(tree: exp.Expression, scheme: str) -> str | None:
+    """The rest of a COPY target that starts with `scheme` (store://, kafka://)."""
     if isinstance(tree, exp.Copy):
         files = tree.args.get("files") or []
-        if files and isinstance(files[0], exp.Literal) and files[0].this.startswith(STORE_SCHEME):
-            return files[0].this[len(STORE_SCHEME):]
+        if files and isinstance(files[0], exp.Literal) and files[0].this.startswith(scheme):
+            return files[0].this[len(scheme):]
     return None
+
+
+def _copy_source(tree: exp.Copy) -> exp.Query:
+    source = tree.this
+    return source.this if isinstance(source, exp.Subquery) else exp.select("*").from_(source)
 
 
 def _copy_to_store(engine: Engine, tree: exp.Copy, name: str, kernel_views: dict[str, str]):
     """COPY (query) TO 'store://name': the result becomes table `name` of the store, and a view of
     that name in the catalog reads it (BI tools included)."""
-    source = tree.this
-    query = source.this if isinstance(source, exp.Subquery) else exp.select("*").from_(source)
-    rows = run_statement(engine, to_sql(query), None, kernel_views).to_arrow_table()
+    rows = run_statement(engine, to_sql(_copy_source(tree)), None, kernel_views).to_arrow_table()
     engine.store.replace_table(name, rows)
     engine.con.execute(derived_view_sql(engine.store, name))
     return None

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cryptodb.errors import CryptodbError
+from cryptodb.kafka_out import produce_rows, producer
 from cryptodb.live.backends import Checkpoint, StateBackend, open_backend
 from cryptodb.scripts import fill_placeholders, find_script
 
@@ -154,7 +155,7 @@ class LiveRunner:
 
     def _script_statements(self) -> list[str]:
         where, text = find_script(self.options.script)
-        params = self.options.params
+        params = {"bootstrap": self.options.bootstrap, **self.options.params}  # for kafka:// targets
         for name, value in params.items():
             self.con.execute(f"SET VARIABLE {name} = ?", [value])
         text = fill_placeholders(text, params, where)
@@ -201,10 +202,7 @@ class LiveRunner:
     def _producer(self):
         if not (self.options.signals_topic or self.options.export_topic):
             return None
-        from confluent_kafka import Producer
-
-        return Producer({"bootstrap.servers": self.options.bootstrap, "linger.ms": 20,
-                         "enable.idempotence": True, "logger": _ClientLog(log)})
+        return producer(self.options.bootstrap)
 
     def _loop(self, consumer, producer) -> LiveTotals:
         totals = LiveTotals()
@@ -306,7 +304,7 @@ class LiveRunner:
         if "signals" in outputs:
             self._publish_signals(outputs["signals"], producer)
         if producer is not None and self.options.export_topic and "features" in outputs:
-            _produce_rows(producer, self.options.export_topic, self.con, outputs["features"])
+            produce_rows(producer, self.options.export_topic, self.con, outputs["features"])
         report.seconds = time.perf_counter() - started
         return report
 
@@ -386,27 +384,11 @@ class LiveRunner:
                 details = " ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k not in ("symbol", "ts", "signal"))
                 print(f"{row.get('ts')} {row.get('symbol')} {row.get('signal')} {details}", file=self.out, flush=True)
         if producer is not None and self.options.signals_topic:
-            _produce_rows(producer, self.options.signals_topic, self.con, signals)
+            produce_rows(producer, self.options.signals_topic, self.con, signals)
 
 
 def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def _produce_rows(producer, topic: str, con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
-    """One JSON message per row, keyed by symbol (delivery at least once)."""
-    con.register("rows_out", rows)
-    try:
-        for symbol, text in con.execute("SELECT symbol, to_json(rows_out) FROM rows_out").fetchall():
-            while True:
-                try:
-                    producer.produce(topic, key=(symbol or "").encode(), value=text.encode())
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-        producer.poll(0)
-    finally:
-        con.unregister("rows_out")
 
 
 def _next_offsets(messages: list) -> dict[tuple[str, int], int]:
