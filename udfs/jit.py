@@ -44,12 +44,9 @@ def materialize() -> None:
 
 def njit(fn=None, **options):
     """Use as @njit(cache=True) (or bare @njit): numba.njit, deferred. Kernels release the GIL
-    (nogil=True unless told otherwise), so the engine can run several at once on threads, and
-    divide as numpy does (error_model="numpy")."""
+    (nogil=True unless told otherwise), so the engine can run several at once on threads.
+    (error_model="numpy" was measured: EMA ran 5x slower with it, nothing ran faster.)"""
     options.setdefault("nogil", True)
-    # IEEE division (x / 0.0 is inf or NaN, as in numpy) instead of a zero check and a Python
-    # exception path on every division: the checks kept loops from vectorizing.
-    options.setdefault("error_model", "numpy")
     if fn is None:
         return lambda f: LazyJit(f, options)
     return LazyJit(fn, options)
