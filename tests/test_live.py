@@ -225,3 +225,35 @@ def test_export_sends_features_keyed_by_symbol_from_run_and_from_live(kafka_brok
     streamed = consume_topic(kafka_broker, features_topic, expected=expected.num_rows)
     assert sorted((m.key.decode(), json.loads(m.value)["seq"]) for m in streamed) == sorted(rows)
     assert_same_rows(live_features(live_path), expected)
+
+
+@pytest.mark.slow
+def test_a_broker_outage_is_waited_out_and_loses_nothing(source, tmp_path):
+    from kafka import free_port
+
+    from cryptodb.broker import start_broker
+
+    ticks, _ = source
+    topic = fresh_topic()
+    path = tmp_path / "live.duckdb"
+    broker = start_broker(free_port(), log_file=tmp_path / "tansu.log")
+    try:
+        publish(broker.bootstrap, topic, ticks)
+        proc = subprocess.Popen([sys.executable, "-m", "cryptodb", "--db", str(path), "live", "--bootstrap",
+                                 broker.bootstrap, "--topic", topic, "--batch-rows", "500", "--quiet"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        seen = ""
+        deadline = time.monotonic() + 120
+        while "batch 6:" not in seen and time.monotonic() < deadline:  # 3,000 ticks: batch 6 is the last
+            seen += proc.stderr.readline()
+    finally:
+        broker.stop()
+    time.sleep(4)  # the broker is gone: live keeps retrying instead of failing
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "broker:" in err and "will retry" in err  # said once, not a crash
+    with cryptodb.connect(path, read_only=True) as db:
+        assert db.sql("SELECT count(*) FROM ticks").fetchall()[0][0] == ticks.num_rows
+        assert db.sql("SELECT count(*) FROM features").fetchall()[0][0] == ticks.num_rows
