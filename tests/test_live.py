@@ -257,3 +257,36 @@ def test_a_broker_outage_is_waited_out_and_loses_nothing(source, tmp_path):
     with cryptodb.connect(path, read_only=True) as db:
         assert db.sql("SELECT count(*) FROM ticks").fetchall()[0][0] == ticks.num_rows
         assert db.sql("SELECT count(*) FROM features").fetchall()[0][0] == ticks.num_rows
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points_then_restart_equals_one_uninterrupted_run(kafka_broker, source, tmp_path):
+    import random
+
+    ticks, expected = source
+    topic = fresh_topic()
+    publish(kafka_broker, topic, ticks)
+    path = tmp_path / "live.duckdb"
+    rng = random.Random(7)
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-m", "cryptodb", "--db", str(path), "live", "--bootstrap",
+                                 kafka_broker, "--topic", topic, "--batch-rows", "150", "--quiet"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        line = proc.stderr.readline()  # the first batch is under way
+        time.sleep(rng.uniform(0.0, 1.5))
+        proc.kill()
+        proc.wait()
+        assert line.startswith("batch") or proc.returncode == -9
+    finished = run_live(path, kafka_broker, topic, "--quiet")
+    assert finished.returncode == 0
+    assert_same_rows(live_features(path), expected)
+    with cryptodb.connect(path, read_only=True) as db:
+        signals = db.sql("SELECT symbol, epoch_ns(ts) AS t FROM signals ORDER BY symbol, ts").fetchall()
+        stored = db.sql("SELECT count(*), count(DISTINCT (symbol, ts, seq)) FROM ticks").fetchall()[0]
+    assert stored == (ticks.num_rows, ticks.num_rows)
+    ts_ns = expected.column("ts").cast(pa.int64())
+    rows = expected.set_column(expected.column_names.index("ts"), "ts", ts_ns).to_pylist()
+    want = sorted((r["symbol"], r["ts"]) for r in rows if (
+        r["zscore"] is not None and r["rsi"] is not None and
+        ((r["zscore"] < -2 and r["rsi"] < 30) or (r["zscore"] > 2 and r["rsi"] > 70))) or (r["cusum_alarm"] or 0) != 0)
+    assert signals == want  # nothing lost, nothing twice
