@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(CLI) --db $(DEMO) generate --ticks 1000000 --seed 7
 	$(CLI) --db $(DEMO) info
 	$(CLI) --db $(DEMO) run research
+	$(CLI) --db $(DEMO) run backtest
 
 test: $(STAMP) $(COMPAT)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)

@@ -107,7 +107,9 @@ def _configure_generate(p):
     p.add_argument("--ticks", type=int, default=1_000_000, help="total tick rows across all symbols")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--start", default="2026-01-01T00:00:00Z", help="first event time (RFC3339)")
-    p.add_argument("--exchange", default="coinbase")
+    p.add_argument("--exchange", default="coinbase",
+                   help="an exchange name, or several (coinbase,binance,kraken) that see one price with their "
+                        "own lags and spreads")
 
 
 cmd_generate.configure = _configure_generate

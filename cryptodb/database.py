@@ -231,13 +231,21 @@ class Database:
     def generate(self, symbols=14, ticks: int = 1_000_000, seed: int = 0,
                  start: str = "2026-01-01T00:00:00Z", exchange: str = "coinbase",
                  progress=None) -> dict[str, AppendResult]:
-        """Append synthetic ticks and trades (see `cryptodb.ingest.generator`); seeded, deterministic."""
-        from cryptodb.ingest.generator import generate
+        """Append synthetic ticks and trades (see `cryptodb.ingest.generator`); seeded, deterministic.
+
+        `exchange` may name several exchanges ("coinbase,binance,kraken" or a list): each then sees
+        the same latent price per symbol with its own lag, spread and noise (for arbitrage work)."""
+        from cryptodb.ingest.generator import generate, generate_exchanges
+
+        venues = exchange.split(",") if isinstance(exchange, str) else list(exchange)
+        if len(venues) > 1:
+            chunks = generate_exchanges(symbols=symbols, ticks=ticks, seed=seed, start=start, exchanges=venues)
+        else:
+            chunks = generate(symbols=symbols, ticks=ticks, seed=seed, start=start, exchange=venues[0])
 
         def counted():
             done = 0
-            for table, chunk in generate(symbols=symbols, ticks=ticks, seed=seed, start=start,
-                                         exchange=exchange):
+            for table, chunk in chunks:
                 yield table, chunk
                 if table == "ticks" and progress:
                     done += chunk.num_rows

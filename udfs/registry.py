@@ -20,6 +20,9 @@ KERNEL_MODULES = (
     "volatility",
     "microstructure",
     "risk",
+    "position",
+    "bars",
+    "streak",
 )
 
 _KERNELS: dict[str, KernelSpec] = {}
