@@ -9,7 +9,7 @@ different capacities can share one state.
 
 from __future__ import annotations
 
-import io
+import json
 
 import numpy as np
 
@@ -53,11 +53,25 @@ def assemble(spec: KernelSpec, params: dict, rows: list[dict[str, np.ndarray] | 
 
 
 def to_bytes(row: dict[str, np.ndarray]) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **row)
-    return buf.getvalue()
+    """A saved state as bytes: a JSON header (names, dtypes, shapes), then each array's raw bytes.
+    (np.savez wrote a zip archive per state: 20x slower, and it was most of a live batch.)"""
+    arrays = {name: np.asarray(values).copy(order="C") for name, values in row.items()}  # 0-d stays 0-d
+    header = json.dumps([[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()]).encode()
+    return b"".join([_MAGIC, len(header).to_bytes(4, "little"), header, *(a.tobytes() for a in arrays.values())])
 
 
 def from_bytes(blob: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(blob)) as data:
-        return {name: data[name] for name in data.files}
+    if not blob.startswith(_MAGIC):
+        raise ValueError("not a saved kernel state")
+    size = int.from_bytes(blob[4:8], "little")
+    pos = 8 + size
+    row = {}
+    for name, dtype, shape in json.loads(blob[8:pos]):
+        dt = np.dtype(dtype)
+        count = int(np.prod(shape, dtype=np.int64))
+        row[name] = np.frombuffer(blob, dt, count=count, offset=pos).reshape(tuple(shape)).copy()
+        pos += count * dt.itemsize
+    return row
+
+
+_MAGIC = b"cks1"  # cryptodb kernel state, format 1

@@ -119,6 +119,7 @@ class DuckDBBackend(StateBackend):
         from cryptodb.errors import is_lock_error, lock_error
 
         self.path = path
+        self._cache: dict[str, dict[str, bytes]] = {}
         try:
             self.con = duckdb.connect(str(path))
         except duckdb.Error as e:
@@ -141,12 +142,19 @@ class DuckDBBackend(StateBackend):
         self.con.execute("COMMIT")
 
     def commit(self, offsets: Offsets, watermarks: Watermarks) -> None:
+        import pyarrow as pa
+
         con = self.con
         con.execute("BEGIN")
         try:
             if self._staged:
-                con.executemany("INSERT OR REPLACE INTO kernel_state VALUES (?, ?, ?)",
-                                [(c, p, b) for (c, p), b in self._staged.items()])
+                # One bulk insert from Arrow: executemany runs a statement per state (2 s a batch).
+                keys = list(self._staged)
+                staged = pa.table({"call_id": [c for c, _ in keys], "part": [p for _, p in keys],
+                                   "state": pa.array(list(self._staged.values()), pa.binary())})
+                con.register("staged_states", staged)
+                con.execute("INSERT OR REPLACE INTO kernel_state SELECT * FROM staged_states")
+                con.unregister("staged_states")
             if offsets:
                 con.executemany("INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)",
                                 [(t, p, o) for (t, p), o in offsets.items()])
@@ -158,14 +166,19 @@ class DuckDBBackend(StateBackend):
         except Exception:
             con.execute("ROLLBACK")
             raise
+        for (call, part), blob in self._staged.items():
+            if call in self._cache:
+                self._cache[call][part] = blob
         self._staged.clear()
 
     def _load_committed(self, call_id, partitions):
-        if not partitions:
-            return {}
-        rows = self.con.execute("SELECT part, state FROM kernel_state WHERE call_id = ? AND part IN "
-                                "(SELECT unnest(?::VARCHAR[]))", [call_id, partitions]).fetchall()
-        return {p: bytes(b) for p, b in rows}
+        # A call's states are read from the file once, then kept in memory and updated at commit:
+        # one query per call and batch was most of a small batch's time.
+        if call_id not in self._cache:
+            rows = self.con.execute("SELECT part, state FROM kernel_state WHERE call_id = ?", [call_id]).fetchall()
+            self._cache[call_id] = {p: bytes(b) for p, b in rows}
+        cached = self._cache[call_id]
+        return {p: cached[p] for p in partitions if p in cached}
 
     def close(self) -> None:
         self.con.close()

@@ -75,11 +75,14 @@ class BatchReport:
     signals: int = 0
     lag_s: float = 0.0  # now minus the newest tick's event time
     seconds: float = 0.0
+    # Per message: from its Kafka timestamp (when it was produced) to this batch's commit, ms.
+    latencies_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def line(self) -> str:
+        latency = f", produced->committed max {self.latencies_ms.max():.0f} ms" if len(self.latencies_ms) else ""
         return (f"batch {self.number}: {self.messages} msgs, {self.ticks} ticks, {self.duplicates} dup, "
                 f"{self.dead_letters} dead, {self.features} features, {self.signals} signals, "
-                f"lag {self.lag_s:.2f} s, {self.seconds * 1e3:.0f} ms")
+                f"lag {self.lag_s:.2f} s, {self.seconds * 1e3:.0f} ms{latency}")
 
 
 @dataclass
@@ -293,9 +296,11 @@ class LiveRunner:
             import os
 
             os._exit(75)  # fault injection for the crash tests: files written, nothing committed
-        self.backend.commit(_next_offsets(messages), self._new_watermarks(ticks))
-        if ticks is not None and ticks.num_rows:
-            self.watermarks.update(self._new_watermarks(ticks))
+        marks = self._new_watermarks(ticks)
+        self.backend.commit(_next_offsets(messages), marks)
+        committed_ms = time.time_ns() / 1e6
+        report.latencies_ms = committed_ms - np.array([m.timestamp()[1] for m in messages], np.float64)
+        self.watermarks.update(marks)
         if not self._views_ready and outputs:
             # Readers find features and signals in the catalog; if they hold it open right now,
             # the views appear at a later batch (or the next read-write open).
@@ -309,34 +314,33 @@ class LiveRunner:
         return report
 
     def _apply_order_policy(self, ticks: pa.Table) -> tuple[pa.Table, list[dict], int]:
-        """Sort the batch by (symbol, ts, seq), drop duplicates, split off late ticks."""
+        """Sort the batch by (symbol, ts, seq), drop duplicates, split off late ticks (vectorised:
+        a batch holds up to tens of thousands of ticks)."""
         ticks = ticks.sort_by([("symbol", "ascending"), ("ts", "ascending"), ("seq", "ascending")])
-        symbol = ticks.column("symbol").to_pylist()
+        n = ticks.num_rows
+        symbols = pc.dictionary_encode(ticks.column("symbol").combine_chunks())
+        codes = symbols.indices.to_numpy(zero_copy_only=False)
         ts = ticks.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
         seq = ticks.column("seq").fill_null(-1).to_numpy(zero_copy_only=False)
-        keep = np.ones(len(symbol), bool)
-        late_rows, duplicates = [], 0
-        prev = None
-        for i, (s, t, q) in enumerate(zip(symbol, ts, seq)):
-            key = (s, int(t), int(q))
-            if key == prev:
-                keep[i] = False
-                duplicates += 1
-                continue
-            prev = key
-            mark = self.watermarks.get(s)
-            if mark is not None and (int(t), int(q)) <= mark:
-                keep[i] = False
-                late_rows.append(i)
+        repeated = np.zeros(n, bool)
+        repeated[1:] = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1]) & (seq[1:] == seq[:-1])
+        names = symbols.dictionary.to_pylist()
+        lowest = np.iinfo(np.int64).min
+        mark_ts = np.array([self.watermarks.get(s, (lowest, lowest))[0] for s in names], np.int64)[codes]
+        mark_seq = np.array([self.watermarks.get(s, (lowest, lowest))[1] for s in names], np.int64)[codes]
+        behind = ~repeated & ((ts < mark_ts) | ((ts == mark_ts) & (seq <= mark_seq)))
+        duplicates = int(repeated.sum())
         late = []
-        if late_rows:
-            stored = self._stored_keys(ticks.take(pa.array(late_rows)))
-            for i in late_rows:
-                if (symbol[i], int(ts[i]), int(seq[i])) in stored:
+        if behind.any():
+            rows = np.flatnonzero(behind)
+            stored = self._stored_keys(ticks.take(pa.array(rows)))
+            for i in rows:
+                name = names[codes[i]]
+                if (name, int(ts[i]), int(seq[i])) in stored:
                     duplicates += 1
                 else:
-                    late.append(_late_letter(ticks.slice(i, 1), self.watermarks[symbol[i]]))
-        return ticks.filter(pa.array(keep)), late, duplicates
+                    late.append(_late_letter(ticks.slice(int(i), 1), self.watermarks[name]))
+        return ticks.filter(pa.array(~(repeated | behind))), late, duplicates
 
     def _stored_keys(self, rows: pa.Table) -> set[tuple[str, int, int]]:
         if not self.store.files("ticks"):
@@ -351,15 +355,16 @@ class LiveRunner:
         return {(s, int(t), int(q)) for s, t, q in found}
 
     def _new_watermarks(self, ticks: pa.Table | None) -> dict[str, tuple[int, int]]:
+        """Each symbol's last (ts, seq) in `ticks`, sorted by (symbol, ts, seq)."""
         if ticks is None or not ticks.num_rows:
             return {}
-        marks = {}
-        symbol = ticks.column("symbol").to_pylist()
-        ts = ticks.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
-        seq = ticks.column("seq").fill_null(-1).to_numpy(zero_copy_only=False)
-        for s, t, q in zip(symbol, ts, seq):  # sorted by (symbol, ts, seq): the last one wins
-            marks[s] = (int(t), int(q))
-        return marks
+        symbols = ticks.column("symbol").combine_chunks()
+        codes = pc.dictionary_encode(symbols).indices.to_numpy(zero_copy_only=False)
+        last = np.append(np.flatnonzero(codes[1:] != codes[:-1]), len(codes) - 1)
+        picked = ticks.take(pa.array(last))
+        return {s: (int(t), int(q)) for s, t, q in zip(
+            picked.column("symbol").to_pylist(), picked.column("ts").cast(pa.int64()).to_pylist(),
+            picked.column("seq").fill_null(-1).to_pylist())}
 
     def _run_script(self, ticks: pa.Table) -> dict[str, pa.Table]:
         con = self.con
@@ -392,10 +397,12 @@ def _fmt(v) -> str:
 
 
 def _next_offsets(messages: list) -> dict[tuple[str, int], int]:
+    """Offsets grow within a partition as consumed, so each partition's last message counts."""
     offsets: dict[tuple[str, int], int] = {}
-    for m in messages:
+    for m in reversed(messages):
         key = (m.topic(), m.partition())
-        offsets[key] = max(offsets.get(key, 0), m.offset() + 1)
+        if key not in offsets:
+            offsets[key] = m.offset() + 1
     return offsets
 
 
