@@ -119,6 +119,9 @@ class LiveRunner:
         try:
             checkpoint = self.backend.checkpoint()
             self._undo_uncommitted(checkpoint)
+            # Open the catalog once read-write (and let go): a run killed while adding views leaves
+            # a write-ahead log that this replays, so readers find the views.
+            self.db.add_derived_views()
             self.watermarks = dict(checkpoint.watermarks)
             self.con = self._live_connection()
             self.statements = self._script_statements()
