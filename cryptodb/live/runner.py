@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from cryptodb.errors import CryptodbError
 from cryptodb.kafka_out import produce_rows, producer
 from cryptodb.live.backends import Checkpoint, StateBackend, open_backend
-from cryptodb.scripts import fill_placeholders, find_script
+from cryptodb.scripts import check_param_name, fill_placeholders, find_script
 
 log = logging.getLogger("cryptodb.live")
 
@@ -163,7 +163,7 @@ class LiveRunner:
         where, text = find_script(self.options.script)
         params = {"bootstrap": self.options.bootstrap, **self.options.params}  # for kafka:// targets
         for name, value in params.items():
-            self.con.execute(f"SET VARIABLE {name} = ?", [value])
+            self.con.execute(f"SET VARIABLE {check_param_name(name)} = ?", [value])
         text = fill_placeholders(text, params, where)
         return [s.query.strip().rstrip(";").strip() for s in self.con.extract_statements(text)]
 
