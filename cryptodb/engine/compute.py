@@ -117,32 +117,37 @@ def _changes(arr: pa.Array) -> np.ndarray:
         zero_copy_only=False)
 
 
-def _run_codes(arr: pa.Array) -> tuple[np.ndarray, int]:
-    """Dense codes for one key column. Rows of a partition mostly come in runs (one file per
-    symbol and day), so only the first value of each run is hashed, not every row."""
-    n = len(arr)
-    if n == 0:
-        return np.zeros(0, np.int64), 0
-    starts = _run_starts(arr)
-    heads = pc.dictionary_encode(arr.take(pa.array(starts)))
-    k = len(heads.dictionary)
-    head_codes = heads.indices.fill_null(k).to_numpy(zero_copy_only=False).astype(np.int64)
-    lengths = np.diff(np.append(starts, n))
-    return np.repeat(head_codes, lengths), k + int(heads.indices.null_count > 0)
+def _head_codes(heads: pa.Array) -> tuple[np.ndarray, int]:
+    """Dense codes of a few values (NULL gets a code of its own) and how many codes there are."""
+    encoded = pc.dictionary_encode(heads)
+    k = len(encoded.dictionary)
+    codes = encoded.indices.fill_null(k).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, k + int(encoded.indices.null_count > 0)
 
 
 def partition_ids(table: pa.Table, columns: list[str]) -> tuple[np.ndarray, int]:
-    """Dense partition ids 0..G-1 (NULL is a partition of its own, as in SQL)."""
+    """Dense partition ids 0..G-1 (NULL is a partition of its own, as in SQL).
+
+    Rows of a partition mostly come in runs (one file per symbol and day), so only the first row
+    of each run is encoded, not every row: with several key columns the runs are those of the
+    columns together (every place where any column changes)."""
+    n = table.num_rows
     if not columns:
-        return np.zeros(table.num_rows, np.int64), 1
-    gid, groups = _run_codes(table.column(columns[0]).combine_chunks())
-    if len(columns) == 1:
-        return gid, groups
-    for name in columns[1:]:
-        codes, k = _run_codes(table.column(name).combine_chunks())
-        gid = gid * k + codes
-    uniques, gid = np.unique(gid, return_inverse=True)  # densify the combined ids
-    return gid.astype(np.int64), len(uniques)
+        return np.zeros(n, np.int64), 1
+    if n == 0:
+        return np.zeros(0, np.int64), 0
+    arrays = [table.column(c).combine_chunks() for c in columns]
+    starts = _run_starts(arrays[0])
+    for arr in arrays[1:]:
+        starts = np.union1d(starts, _run_starts(arr))
+    where = pa.array(starts)
+    head_codes, groups = _head_codes(arrays[0].take(where))
+    for arr in arrays[1:]:
+        codes, k = _head_codes(arr.take(where))
+        # Densify after each column (over the runs, not the rows), so the products stay small.
+        uniques, head_codes = np.unique(head_codes * k + codes, return_inverse=True)
+        groups = len(uniques)
+    return np.repeat(head_codes.astype(np.int64), np.diff(np.append(starts, n))), groups
 
 
 def _sortable(col: pa.ChunkedArray, desc: bool, nulls_first: bool) -> tuple[np.ndarray, bool]:
