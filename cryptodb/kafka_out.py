@@ -20,6 +20,14 @@ KAFKA_SCHEME = "kafka://"
 log = logging.getLogger("cryptodb.kafka")
 
 
+class ClientLog(logging.LoggerAdapter):
+    """librdkafka's own log lines, at DEBUG: they repeat on every reconnect attempt (several a
+    second while a broker is down); the clients' errors are reported where they are handled."""
+
+    def log(self, level, msg, *args, **kwargs):
+        self.logger.log(logging.DEBUG, msg, *args, **kwargs)
+
+
 def parse_target(url: str) -> tuple[str, str]:
     """'kafka://127.0.0.1:19092/crypto-features' -> (bootstrap, topic)."""
     parts = urlparse(url)
@@ -33,7 +41,7 @@ def producer(bootstrap: str):
     from confluent_kafka import Producer
 
     return Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True,
-                     "message.timeout.ms": 30_000})
+                     "message.timeout.ms": 30_000, "logger": ClientLog(log, {})})
 
 
 def produce_rows(prod, topic: str, con: duckdb.DuckDBPyConnection, rows: pa.Table) -> int:

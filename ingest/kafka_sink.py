@@ -19,6 +19,8 @@ from typing import Sequence
 
 import pyarrow as pa
 
+from cryptodb.kafka_out import ClientLog
+
 from .messages import encode_rows
 from .sink import SinkCounts
 
@@ -31,14 +33,6 @@ PRODUCER_DEFAULTS = {
     "queue.buffering.max.messages": 100_000,  # bounds memory; a full queue makes produce() wait for acks
     "enable.idempotence": True,  # retries neither duplicate nor reorder a symbol's messages
 }
-
-
-class _ClientLog(logging.LoggerAdapter):
-    """librdkafka's own log lines, at DEBUG: they repeat on every reconnect attempt (several a
-    second while a broker is down), and `error_cb` already reports each distinct problem once."""
-
-    def log(self, level, msg, *args, **kwargs):
-        self.logger.log(logging.DEBUG, msg, *args, **kwargs)
 
 
 class KafkaDeliveryError(RuntimeError):
@@ -64,7 +58,7 @@ class KafkaSink:
         self._on_delivery: dict[str, callable] = {}
         self._keys: dict[str, bytes] = {}
         settings = {**PRODUCER_DEFAULTS, **(config or {}), "bootstrap.servers": bootstrap,
-                    "logger": _ClientLog(log, {}), "error_cb": self._client_error}
+                    "logger": ClientLog(log, {}), "error_cb": self._client_error}
         self._producer = Producer(settings)
 
     # -- the Sink protocol ------------------------------------------------------------------

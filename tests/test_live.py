@@ -43,6 +43,21 @@ def sorted_rows(table: pa.Table) -> pa.Table:
     return table.sort_by([("symbol", "ascending"), ("ts", "ascending"), ("seq", "ascending")])
 
 
+def expected_signals(features: pa.Table) -> list[tuple[str, int, str]]:
+    """The signal rules of sql/live.sql, evaluated here on research's features: (symbol, ts ns, side)."""
+    ts_ns = features.column("ts").cast(pa.int64())
+    found = []
+    for r in features.set_column(features.column_names.index("ts"), "ts", ts_ns).to_pylist():
+        z, rsi = r["zscore"], r["rsi"]
+        if z is not None and rsi is not None and z < -2 and rsi < 30:
+            found.append((r["symbol"], r["ts"], "BUY"))
+        elif z is not None and rsi is not None and z > 2 and rsi > 70:
+            found.append((r["symbol"], r["ts"], "SELL"))
+        elif (r["cusum_alarm"] or 0) != 0:
+            found.append((r["symbol"], r["ts"], "REGIME CHANGE"))
+    return sorted(found)
+
+
 def publish(bootstrap: str, topic: str, ticks: pa.Table) -> None:
     replay_to_kafka(ticks.to_batches(max_chunksize=1000), bootstrap, topic)
 
@@ -85,21 +100,12 @@ def test_live_features_equal_research_row_for_row(kafka_broker, source, tmp_path
         stored = db.sql(f"SELECT {', '.join(TICKS.names)} FROM ticks ORDER BY ts, symbol, seq").to_arrow_table()
         assert stored.equals(ticks)
         signals = db.sql("SELECT * FROM signals").to_arrow_table()
-    # The signal rules of sql/live.sql, evaluated here on research's features.
-    rows = expected.to_pylist()
-    want = sorted((r["symbol"], r["ts"], "BUY" if (r["zscore"] is not None and r["rsi"] is not None and
-                                                   r["zscore"] < -2 and r["rsi"] < 30) else
-                   "SELL" if (r["zscore"] is not None and r["rsi"] is not None and r["zscore"] > 2 and r["rsi"] > 70)
-                   else "REGIME CHANGE") for r in rows
-                  if (r["zscore"] is not None and r["rsi"] is not None and
-                      ((r["zscore"] < -2 and r["rsi"] < 30) or (r["zscore"] > 2 and r["rsi"] > 70)))
-                  or (r["cusum_alarm"] or 0) != 0)
-    got = sorted(zip(signals.column("symbol").to_pylist(), signals.column("ts").to_pylist(),
+    got = sorted(zip(signals.column("symbol").to_pylist(), signals.column("ts").cast(pa.int64()).to_pylist(),
                      signals.column("signal").to_pylist()))
-    assert got == want and len(got) > 0
+    assert got == expected_signals(expected) and len(got) > 0
     # Signals print as they happen.
-    first = got[0]
-    assert f"{first[1]} {first[0]} {first[2]}" in proc.stdout
+    first = signals.sort_by([("ts", "ascending")]).slice(0, 1).to_pylist()[0]
+    assert f"{first['ts']} {first['symbol']} {first['signal']}" in proc.stdout
 
 
 @pytest.mark.slow
@@ -281,12 +287,7 @@ def test_kill_9_at_random_points_then_restart_equals_one_uninterrupted_run(kafka
     assert finished.returncode == 0
     assert_same_rows(live_features(path), expected)
     with cryptodb.connect(path, read_only=True) as db:
-        signals = db.sql("SELECT symbol, epoch_ns(ts) AS t FROM signals ORDER BY symbol, ts").fetchall()
+        signals = db.sql("SELECT symbol, epoch_ns(ts), signal FROM signals ORDER BY symbol, ts").fetchall()
         stored = db.sql("SELECT count(*), count(DISTINCT (symbol, ts, seq)) FROM ticks").fetchall()[0]
     assert stored == (ticks.num_rows, ticks.num_rows)
-    ts_ns = expected.column("ts").cast(pa.int64())
-    rows = expected.set_column(expected.column_names.index("ts"), "ts", ts_ns).to_pylist()
-    want = sorted((r["symbol"], r["ts"]) for r in rows if (
-        r["zscore"] is not None and r["rsi"] is not None and
-        ((r["zscore"] < -2 and r["rsi"] < 30) or (r["zscore"] > 2 and r["rsi"] > 70))) or (r["cusum_alarm"] or 0) != 0)
-    assert signals == want  # nothing lost, nothing twice
+    assert signals == expected_signals(expected)  # nothing lost, nothing twice

@@ -35,15 +35,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cryptodb.broker import CONSUMER_SESSION_TIMEOUT_MS
 from cryptodb.errors import CryptodbError
-from cryptodb.kafka_out import produce_rows, producer
+from cryptodb.kafka_out import ClientLog, produce_rows, producer
 from cryptodb.live.backends import Checkpoint, StateBackend, open_backend
 from cryptodb.scripts import check_param_name, fill_placeholders, find_script
 
 log = logging.getLogger("cryptodb.live")
 
 OUTPUT_TABLES = ("features", "signals")  # temp tables a live script leaves for the runner
-CONSUMER_SESSION_TIMEOUT_MS = 3000  # tansu makes a group join wait half of it
 PARTITION_CHECK_S = 10.0  # how often an idle consumer looks for new partitions
 
 
@@ -180,7 +180,7 @@ class LiveRunner:
             "session.timeout.ms": CONSUMER_SESSION_TIMEOUT_MS,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
-            "logger": _ClientLog(log),
+            "logger": ClientLog(log, {}),
         })
         self._checkpoint_offsets = dict(checkpoint.offsets)
         self._assigned: set[int] = set()
@@ -440,13 +440,6 @@ def _late_letter(tick: pa.Table, mark: tuple[int, int]) -> dict:
             "source": "live:order-policy",
             "reason": f"late tick: at or before the last stored tick of {row['symbol']} (ts {mark[0]}, seq {mark[1]})",
             "payload": encode_rows("ticks", tick.drop_columns(["recv_ts"]))[0].decode()}
-
-
-class _ClientLog(logging.LoggerAdapter):
-    """librdkafka logs every reconnect attempt; keep them at DEBUG."""
-
-    def log(self, level, msg, *args, **kwargs):
-        super().log(logging.DEBUG, msg, *args, **kwargs)
 
 
 def _fault_injection() -> int | None:
