@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from .jit import njit
-from .kernel import KernelSpec, Output, Param, Window
+from .kernel import Fusion, KernelSpec, Output, Param, Window
 from .registry import register
 from .window import RING, drive, ring_state
 
@@ -209,25 +209,28 @@ def rolling_extremes(state: dict, hi: np.ndarray, lo: np.ndarray, ts, gid, rows,
 WINDOW = Param("n", "window", doc="INTEGER rows or INTERVAL")
 
 
-def _rolling(which: str):
-    def state(params, groups):
-        return deque_state(groups, params["n"])
+def _rolling_state(params, groups):
+    return deque_state(groups, params["n"])
+
+
+def _rolling_step(which: list[str]):
+    """rolling_max / rolling_min, or (engine fusion) both of one input and window in one pass,
+    their columns side by side in the order of `which`."""
+    columns = {f"c_{w}": j for j, w in enumerate(which)}
 
     def step(st, cols, ts, gid, rows, params, out):
-        x = cols[0]
-        if which == "max":
-            rolling_extremes(st, x, x, ts, gid, rows, params["n"], out, c_max=0)
-        else:
-            rolling_extremes(st, x, x, ts, gid, rows, params["n"], out, c_min=0)
+        rolling_extremes(st, cols[0], cols[0], ts, gid, rows, params["n"], out, **columns)
 
-    return state, step
+    return step
 
 
-for _name, _which, _doc in (("rolling_min", "min", "minimum over the window (monotonic deque)"),
-                            ("rolling_max", "max", "maximum over the window (monotonic deque)")):
-    _state, _step = _rolling(_which)
+_FUSION = Fusion("rolling_extremes", key=lambda params: (params["n"],),
+                 step=lambda members: _rolling_step([spec.name.removeprefix("rolling_") for spec, _ in members]))
+for _name, _doc in (("rolling_min", "minimum over the window (monotonic deque)"),
+                    ("rolling_max", "maximum over the window (monotonic deque)")):
     register(KernelSpec(name=_name, doc=_doc, inputs=("x",), params=(WINDOW,), outputs=(Output("value"),),
-                        state=_state, step=_step, reference="P", category="statistics", growable=LINKED))
+                        state=_rolling_state, step=_rolling_step([_name.removeprefix("rolling_")]),
+                        reference="P", category="statistics", growable=LINKED, fusion=_FUSION))
 
 
 def _donchian_state(params, groups):

@@ -75,6 +75,19 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Fusion:
+    """Kernels of one family that a single pass computes together. Calls of members of `family`
+    over the same inputs and window, whose parameters give equal `key(params)`, run as one pass:
+    `step(members)`, for [(spec, params), ...], is a step writing each member's outputs side by
+    side, in order (rolling_std, sma and bbands of one price: one window of sums, not three)."""
+
+    family: str
+    key: Callable[[dict], tuple]
+    step: Callable[[list], Callable]
+    limit: int = 0  # at most this many kernels a pass (0: any number)
+
+
+@dataclass(frozen=True)
 class KernelSpec:
     """One window kernel. `step(state, cols, ts, gid, rows, params, out)` does the work."""
 
@@ -97,6 +110,8 @@ class KernelSpec:
     validate: Callable[[dict], None] | None = None
     # Parameter sets worth showing and testing when the defaults alone are not a valid call.
     examples: tuple[dict, ...] = ()
+    # Kernels this one shares a pass with, when a query calls several of them (see Fusion).
+    fusion: Fusion | None = None
 
     @property
     def ring_layout(self) -> tuple[Ring, ...]:

@@ -12,11 +12,12 @@ import math
 import numpy as np
 
 from .jit import njit
-from .kernel import KernelSpec, Output, Param, Window
+from .kernel import Fusion, KernelSpec, Output, Param, Window
 from .registry import register
 from .window import RING, drive, ring_state
 
 MEAN, VAR, STD, ZSCORE, SUM, BANDS = 0, 1, 2, 3, 4, 5
+FUSED_MAX = 4  # kernels one pass computes together
 SQUARE_INPUT = 1  # transform: feed x*x (realized variance)
 
 
@@ -45,16 +46,45 @@ def _anchored_sums(buf, g, h, n):
     return k, a, b
 
 
+@njit(cache=True, inline="always")
+def _emit(out, r, c0, mode, ddof, k_up, k_dn, v, mu, q, n, sh, a1):
+    if mode == MEAN:
+        out[r, c0] = mu
+    elif mode == SUM:
+        out[r, c0] = sh * n + a1
+    elif mode == VAR or mode == STD:
+        if n - ddof > 0:
+            var = q / (n - ddof)
+            out[r, c0] = var if mode == VAR else math.sqrt(var) * k_up
+    elif mode == ZSCORE:
+        if q > 0.0:
+            out[r, c0] = (v - mu) / math.sqrt(q / n)
+    elif mode == BANDS:
+        sd = math.sqrt(q / n)
+        out[r, c0] = mu + k_up * sd
+        out[r, c0 + 1] = mu
+        out[r, c0 + 2] = mu - k_dn * sd
+
+
 @njit(cache=True)
 def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts, shift, s1, s2, since,
-                 last, run, out, mode, ddof, k_up, k_dn, transform):
+                 last, run, out, modes, ddofs, k_up, k_dn, cols, transform):
     """Sums of (x - K) and (x - K)^2 with K near the window's mean: the rounding of a variance then
     scales with the window's own spread, not with the price level (Welford's updates lost 1e-9 on
     a window of 29 equal prices and one other).
 
     A partition's scalars live in locals while its rows follow one another (the store's normal
     order) and go back to the state arrays when another partition's row comes: a round trip
-    through memory on every update was half of the time per row."""
+    through memory on every update was half of the time per row.
+
+    Output j (`modes[j]`, with `ddofs[j]`, `k_up[j]`, `k_dn[j]`) goes to out[:, cols[j]...]: a
+    kernel alone is one output, kernels of one input and window fused by the engine are up to
+    FUSED_MAX (a mode of -1 ends the list)."""
+    m_0, m_1, m_2, m_3 = modes[0], modes[1], modes[2], modes[3]
+    d_0, d_1, d_2, d_3 = ddofs[0], ddofs[1], ddofs[2], ddofs[3]
+    u_0, u_1, u_2, u_3 = k_up[0], k_up[1], k_up[2], k_up[3]
+    l_0, l_1, l_2, l_3 = k_dn[0], k_dn[1], k_dn[2], k_dn[3]
+    c_0, c_1, c_2, c_3 = cols[0], cols[1], cols[2], cols[3]
     cur = -1
     h = c = since_g = run_g = 0
     sh = a1 = a2 = last_g = 0.0
@@ -118,22 +148,15 @@ def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts
         q = a2 - a1 * a1 / n
         if q < 0.0:
             q = 0.0
-        if mode == MEAN:
-            out[r, 0] = mu
-        elif mode == SUM:
-            out[r, 0] = sh * n + a1
-        elif mode == VAR or mode == STD:
-            if n - ddof > 0:
-                var = q / (n - ddof)
-                out[r, 0] = var if mode == VAR else math.sqrt(var) * k_up
-        elif mode == ZSCORE:
-            if q > 0.0:
-                out[r, 0] = (v - mu) / math.sqrt(q / n)
-        elif mode == BANDS:
-            sd = math.sqrt(q / n)
-            out[r, 0] = mu + k_up * sd
-            out[r, 1] = mu
-            out[r, 2] = mu - k_dn * sd
+        # One output per kernel computed in this pass (several when the engine fuses kernels), from
+        # scalar slots: a loop over the arrays cost a kernel alone 10 ns a row.
+        _emit(out, r, c_0, m_0, d_0, u_0, l_0, v, mu, q, n, sh, a1)
+        if m_1 >= 0:
+            _emit(out, r, c_1, m_1, d_1, u_1, l_1, v, mu, q, n, sh, a1)
+            if m_2 >= 0:
+                _emit(out, r, c_2, m_2, d_2, u_2, l_2, v, mu, q, n, sh, a1)
+                if m_3 >= 0:
+                    _emit(out, r, c_3, m_3, d_3, u_3, l_3, v, mu, q, n, sh, a1)
     if cur >= 0:
         head[cur], count[cur], since[cur], run[cur] = h, c, since_g, run_g
         shift[cur], s1[cur], s2[cur], last[cur] = sh, a1, a2, last_g
@@ -147,15 +170,40 @@ def _moments_state(params: dict, groups: int) -> dict:
     return state
 
 
+def _output(spec_mode: int, ddof_param: str | None, fixed_ddof: int, params: dict) -> tuple:
+    ddof = int(params[ddof_param]) if ddof_param else fixed_ddof
+    return (spec_mode, ddof, float(params.get("nbdevup", params.get("nbdev", 1.0))),
+            float(params.get("nbdevdn", 1.0)))
+
+
+def _run_moments(state, x, ts, gid, rows, win: Window, out, outputs: list[tuple], widths: list[int],
+                 transform: int) -> None:
+    """One pass over the window writing each of `outputs` (mode, ddof, k_up, k_dn), side by side."""
+    unused = [(-1, 0, 1.0, 1.0)] * (FUSED_MAX - len(outputs))
+    modes, ddofs, k_up, k_dn = (np.array(v, dtype) for v, dtype in zip(
+        zip(*outputs, *unused), (np.int64, np.int64, np.float64, np.float64)))
+    cols = np.cumsum([0, *widths[:-1], *[0] * len(unused)])[:FUSED_MAX].astype(np.int64)
+    drive(moments_core, state, RING, rows, lambda s: (
+        gid, ts, x, win.rows, win.span_ns, s["head"], s["count"], s["buf"], s["bts"],
+        s["shift"], s["s1"], s["s2"], s["since"], s["last"], s["run"], out, modes, ddofs, k_up, k_dn, cols,
+        transform))
+
+
 def _moments_step(mode: int, transform: int = 0, ddof_param: str | None = None, fixed_ddof: int = 0):
     def step(state, cols, ts, gid, rows, params, out):
-        win: Window = params["n"]
-        ddof = int(params[ddof_param]) if ddof_param else fixed_ddof
-        k_up = float(params.get("nbdevup", params.get("nbdev", 1.0)))
-        k_dn = float(params.get("nbdevdn", 1.0))
-        drive(moments_core, state, RING, rows, lambda s: (
-            gid, ts, cols[0], win.rows, win.span_ns, s["head"], s["count"], s["buf"], s["bts"],
-            s["shift"], s["s1"], s["s2"], s["since"], s["last"], s["run"], out, mode, ddof, k_up, k_dn, transform))
+        _run_moments(state, cols[0], ts, gid, rows, params["n"], out,
+                     [_output(mode, ddof_param, fixed_ddof, params)], [out.shape[1]], transform)
+
+    return step
+
+
+def _fused_step(members: list) -> callable:
+    """Several kernels of this family over one input and window: one pass of sums for them all."""
+    outputs = [_output(*_MEMBERS[spec.name], params) for spec, params in members]
+    widths = [len(spec.outputs) for spec, _ in members]
+
+    def step(state, cols, ts, gid, rows, params, out):
+        _run_moments(state, cols[0], ts, gid, rows, members[0][1]["n"], out, outputs, widths, 0)
 
     return step
 
@@ -164,13 +212,20 @@ WINDOW = Param("n", "window", doc="INTEGER rows or INTERVAL")
 DDOF = Param("ddof", "int", 1, ">=0", "delta degrees of freedom")
 
 
+_MEMBERS: dict[str, tuple] = {}  # kernel -> (mode, ddof_param, fixed_ddof), for fused passes
+_FUSION = Fusion("moments", key=lambda params: (params["n"],), step=_fused_step, limit=FUSED_MAX)
+
+
 def _moments(name, doc, mode, *, params=(WINDOW,), outputs=(Output("value"),), reference="P",
              category="statistics", ddof_param=None, fixed_ddof=0, transform=0, field_aliases=None,
              inputs=("x",)):
+    if not transform:
+        _MEMBERS[name] = (mode, ddof_param, fixed_ddof)
     register(KernelSpec(
         name=name, doc=doc, inputs=inputs, params=tuple(params), outputs=tuple(outputs),
         state=_moments_state, step=_moments_step(mode, transform, ddof_param, fixed_ddof),
         reference=reference, category=category, growable=RING, field_aliases=field_aliases or {},
+        fusion=None if transform else _FUSION,
     ))
 
 

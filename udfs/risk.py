@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .jit import njit
-from .kernel import KernelSpec, Output, Param, Window
+from .kernel import Fusion, KernelSpec, Output, Param, Window
 from .registry import register
 from .volatility import WINDOW
 from .window import RING, drive, ring_state
@@ -214,8 +214,8 @@ def _order(name, doc, params, q_param=None, examples=()):
 
 
 @njit(cache=True)
-def _tail_core(start, rows, gid, ts, x, rows_n, span_ns, alpha, cvar, head, count, buf, bts, srt, srt_head,
-               srt_n, out):
+def _tail_core(start, rows, gid, ts, x, rows_n, span_ns, alpha, var_col, cvar_col, head, count, buf, bts, srt,
+               srt_head, srt_n, out):
     """VaR and CVaR read only the low tail of the window, so each partition keeps, besides its ring,
     just the srt_n[g] smallest window values, sorted, in srt[g, :srt_n[g]]: a few dozen values
     instead of the whole window sorted (the memmoves of a 250-row sorted window were 200 ns a row).
@@ -227,6 +227,9 @@ def _tail_core(start, rows, gid, ts, x, rows_n, span_ns, alpha, cvar, head, coun
 
     srt follows the ring's capacity (growable); growing or saving the ring unrolls it (head -> 0),
     so srt_head[g] records head[g] as of srt's last update, and a mismatch means rebuild.
+
+    VaR goes to out[:, var_col], CVaR to out[:, cvar_col]; a column of -1 is not computed (both
+    are, in one pass, when the engine fuses historical_var and historical_cvar of one input).
     """
     for p in range(start, len(rows)):
         r = rows[p]
@@ -288,8 +291,9 @@ def _tail_core(start, rows, gid, ts, x, rows_n, span_ns, alpha, cvar, head, coun
         if rows_n > 0 and m < rows_n:
             continue  # NULL until an INTEGER window is full
         qv = _linear_quantile(srt, g, m, alpha)
-        if not cvar:
-            out[r, 0] = -qv
+        if var_col >= 0:
+            out[r, var_col] = -qv
+        if cvar_col < 0:
             continue
         # CVaR: the mean of the window values <= qv, ties of qv included.
         k = 0
@@ -307,7 +311,7 @@ def _tail_core(start, rows, gid, ts, x, rows_n, span_ns, alpha, cvar, head, coun
                     total += w
                     k += 1
                 j = j + 1 if j + 1 < cap else 0
-        out[r, 0] = -total / k
+        out[r, cvar_col] = -total / k
     return len(rows)
 
 
@@ -332,27 +336,35 @@ def _tail_state(params, groups):
     return state
 
 
-def _tail_step(cvar: bool):
+def _tail_step(which: list[str]):
+    """historical_var / historical_cvar, or (engine fusion) both in one pass, in the order of `which`."""
+    var_col = which.index("var") if "var" in which else -1
+    cvar_col = which.index("cvar") if "cvar" in which else -1
+
     def step(state, cols, ts, gid, rows, params, out):
         win: Window = params["n"]
         drive(_tail_core, state, ORDER_GROWABLE, rows, lambda s: (
-            gid, ts, cols[0], win.rows, win.span_ns, params["alpha"], cvar, s["head"], s["count"], s["buf"],
-            s["bts"], s["srt"], s["srt_head"], s["srt_n"], out))
+            gid, ts, cols[0], win.rows, win.span_ns, params["alpha"], var_col, cvar_col, s["head"], s["count"],
+            s["buf"], s["bts"], s["srt"], s["srt_head"], s["srt_n"], out))
 
     return step
 
 
-def _tail(name, doc, cvar):
+_TAIL_FUSION = Fusion("historical_tail", key=lambda params: (params["alpha"], params["n"]),
+                      step=lambda members: _tail_step([spec.name.removeprefix("historical_") for spec, _ in members]))
+
+
+def _tail(name, doc):
     register(KernelSpec(
         name=name, doc=doc, inputs=("x",), params=(ALPHA, VAR_WINDOW), outputs=(Output("value"),),
-        state=_tail_state, step=_tail_step(cvar), category="risk", growable=ORDER_GROWABLE))
+        state=_tail_state, step=_tail_step([name.removeprefix("historical_")]), category="risk",
+        growable=ORDER_GROWABLE, fusion=_TAIL_FUSION))
 
 
 ALPHA = Param("alpha", "float", 0.05, "(0,1)", "tail probability")
 VAR_WINDOW = Param("n", "window", 250, doc="INTEGER rows or INTERVAL")
-_tail("historical_var", "historical VaR: -quantile_alpha of the window (numpy linear interpolation)", False)
-_tail("historical_cvar", "historical CVaR (expected shortfall): -mean of the window values <= quantile_alpha",
-      True)
+_tail("historical_var", "historical VaR: -quantile_alpha of the window (numpy linear interpolation)")
+_tail("historical_cvar", "historical CVaR (expected shortfall): -mean of the window values <= quantile_alpha")
 _order("rolling_quantile", "q-quantile over the window (numpy linear interpolation)",
        (Param("q", "float", check="[0,1]", doc="quantile level"), WINDOW), "q")
 _order("rolling_median", "median over the window", (WINDOW,))

@@ -10,6 +10,7 @@ different capacities can share one state.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 import numpy as np
 
@@ -55,23 +56,38 @@ def assemble(spec: KernelSpec, params: dict, rows: list[dict[str, np.ndarray] | 
 def to_bytes(row: dict[str, np.ndarray]) -> bytes:
     """A saved state as bytes: a JSON header (names, dtypes, shapes), then each array's raw bytes.
     (np.savez wrote a zip archive per state: 20x slower, and it was most of a live batch.)"""
-    arrays = {name: np.asarray(values).copy(order="C") for name, values in row.items()}  # 0-d stays 0-d
-    header = json.dumps([[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()]).encode()
+    arrays = {name: np.asarray(values) for name, values in row.items()}  # 0-d stays 0-d
+    header = _header(tuple((name, a.dtype.str, a.shape) for name, a in arrays.items()))
     return b"".join([_MAGIC, len(header).to_bytes(4, "little"), header, *(a.tobytes() for a in arrays.values())])
 
 
 def from_bytes(blob: bytes) -> dict[str, np.ndarray]:
+    """The arrays of a saved state, as read-only views of `blob` (`assemble` copies them into place)."""
     if not blob.startswith(_MAGIC):
         raise ValueError("not a saved kernel state")
     size = int.from_bytes(blob[4:8], "little")
     pos = 8 + size
     row = {}
-    for name, dtype, shape in json.loads(blob[8:pos]):
-        dt = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64))
-        row[name] = np.frombuffer(blob, dt, count=count, offset=pos).reshape(tuple(shape)).copy()
+    for name, dt, shape, count in _layout(blob[8:pos]):
+        row[name] = np.frombuffer(blob, dt, count=count, offset=pos).reshape(shape)
         pos += count * dt.itemsize
     return row
+
+
+# A live batch saves and loads every (call, partition) state: hundreds per batch, whose headers
+# repeat (rings of equal fill have equal shapes), so headers are encoded and decoded once each.
+@lru_cache(maxsize=4096)
+def _header(fields: tuple) -> bytes:
+    return json.dumps([[name, dtype, list(shape)] for name, dtype, shape in fields]).encode()
+
+
+@lru_cache(maxsize=4096)
+def _layout(header: bytes) -> tuple:
+    fields = []
+    for name, dtype, shape in json.loads(header):
+        shape = tuple(shape)
+        fields.append((name, np.dtype(dtype), shape, int(np.prod(shape, dtype=np.int64))))
+    return tuple(fields)
 
 
 _MAGIC = b"cks1"  # cryptodb kernel state, format 1

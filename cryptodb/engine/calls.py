@@ -31,6 +31,7 @@ class KernelCall:
     order: list[exp.Ordered]
     params: dict = field(default_factory=dict)
     _window_key: tuple | None = field(default=None, repr=False, compare=False)
+    _input_key: tuple | None = field(default=None, repr=False, compare=False)
 
     def window_key(self) -> tuple:
         """Calls with equal keys share grouping and ordering work. Kept after the first call: it is
@@ -38,6 +39,12 @@ class KernelCall:
         if self._window_key is None:
             self._window_key = (tuple(p.sql() for p in self.partition), tuple(o.sql() for o in self.order))
         return self._window_key
+
+    def input_key(self) -> tuple:
+        """The input expressions as SQL, kept like `window_key` (live mode names states by them)."""
+        if self._input_key is None:
+            self._input_key = tuple(e.sql() for e in self.inputs)
+        return self._input_key
 
 
 @lru_cache(maxsize=1)
@@ -121,13 +128,14 @@ def find_calls(tree: exp.Expression) -> list[KernelCall]:
     return calls
 
 
-def bind_params(con: duckdb.DuckDBPyConnection, calls: list[KernelCall]) -> None:
+def bind_params(con: duckdb.DuckDBPyConnection, calls: list[KernelCall], sql: str | None = None) -> str:
     """Evaluate every parameter expression as a constant (literals, INTERVALs, getvariable(...),
-    arithmetic) in one DuckDB query, then check it against the kernel's declaration."""
+    arithmetic) in one DuckDB query, then check it against the kernel's declaration. Returns that
+    query, which a caller binding the same calls again may pass back as `sql`."""
     exprs = [e for c in calls for e in (*c.positional, *c.named.values())]
     values = []
     if exprs:
-        sql = "SELECT " + ", ".join(e.sql(dialect="duckdb") for e in exprs)
+        sql = sql or "SELECT " + ", ".join(e.sql(dialect="duckdb") for e in exprs)
         try:
             values = list(con.execute(sql).fetchall()[0])
         except duckdb.Error:
@@ -141,6 +149,7 @@ def bind_params(con: duckdb.DuckDBPyConnection, calls: list[KernelCall]) -> None
             c.params = c.spec.bind(positional, named)
         except KernelParamError as e:
             raise KernelShapeError(str(e)) from None
+    return sql or ""
 
 
 def _blame_non_constant(con, calls) -> None:

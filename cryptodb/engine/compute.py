@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cryptodb.engine.calls import KernelCall, KernelShapeError
+from cryptodb.engine.fusion import FusedCall, fuse
 from cryptodb.engine.memory import keep_large_pages
 from cryptodb.engine.planner import ScopePlan, dependency_of
 from cryptodb.engine.resume import KernelStates, call_id, partition_names
@@ -23,6 +24,9 @@ from cryptodb.udfs.jit import njit
 from cryptodb.udfs.state import assemble, extract, from_bytes, to_bytes
 
 _THREADS = max(1, min(4, os.cpu_count() or 1))
+# Below this many rows a statement's kernels run one after another on the calling thread: handing
+# a live micro-batch's 46 small calls to a pool cost more than computing them.
+THREADED_ROWS = 50_000
 ARROW_TYPES = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_()}
 _SIGN = np.int64(0x7FFFFFFFFFFFFFFF)
 
@@ -330,7 +334,7 @@ def _call_key(call: KernelCall, arg_cols: list[str]) -> tuple:
 def _call_key_of(call: KernelCall) -> tuple:
     """What a call computes, from its SQL: the name of its saved states."""
     return (call.spec.name, tuple(sorted((k, repr(v)) for k, v in call.params.items())),
-            tuple(e.sql() for e in call.inputs), call.window_key())
+            call.input_key(), call.window_key())
 
 
 def compute(table: pa.Table, plan: ScopePlan, states: KernelStates | None = None,
@@ -356,6 +360,7 @@ def compute(table: pa.Table, plan: ScopePlan, states: KernelStates | None = None
     floats: dict[str, np.ndarray] = {}
     done: dict[tuple, np.ndarray] = {}
     keys = [_call_key(call, cols) for call, cols in zip(plan.calls, plan.arg_columns)]
+    fused = fuse(plan.calls, keys, plan.arg_columns) if states is None else {}
     pending = list(range(len(plan.calls)))
     while pending:
         # A call reading another call's output (through its alias) waits for it.
@@ -366,7 +371,7 @@ def compute(table: pa.Table, plan: ScopePlan, states: KernelStates | None = None
         work: dict[tuple, tuple] = {}
         for i in ready:
             call, arg_cols = plan.calls[i], plan.arg_columns[i]
-            if keys[i] in done or keys[i] in work:
+            if keys[i] in done or keys[i] in work or (keys[i] in fused and fused[keys[i]].key in work):
                 continue
             gid, groups, rows, ts, pieces, resume = windows[call.window_key()]
             if ts is None:
@@ -384,10 +389,16 @@ def compute(table: pa.Table, plan: ScopePlan, states: KernelStates | None = None
                 if c not in floats:
                     floats[c] = _as_float(table.column(c), call.name)
                 cols.append(floats[c])
-            work[keys[i]] = (call, cols, ts, gid, groups, rows, pieces, resume)
-        done.update(_run_all(work))
+            runs = fused.get(keys[i], call)
+            work[keys[i] if runs is call else runs.key] = (runs, cols, ts, gid, groups, rows, pieces, resume)
+        for key, out in _run_all(work).items():
+            runs = work[key][0]
+            if isinstance(runs, FusedCall):  # each member takes its columns
+                done.update({member: out[:, a:b] for member, (a, b) in runs.members.items()})
+            else:
+                done[key] = out
         pending = [i for i in pending if i not in ready]
-    if len(plan.calls) > 1 and _THREADS > 1:
+    if len(plan.calls) > 1 and _THREADS > 1 and table.num_rows >= THREADED_ROWS:
         with ThreadPoolExecutor(_THREADS) as pool:
             return list(pool.map(outputs_as_arrow, plan.calls, [done[key] for key in keys]))
     return [outputs_as_arrow(call, done[key]) for call, key in zip(plan.calls, keys)]
@@ -427,9 +438,12 @@ def _run_all(work: dict[tuple, tuple]) -> dict[tuple, np.ndarray]:
     whole partitions, run on all cores at once."""
     outs, tasks = {}, []
     for key, (call, cols, ts, gid, groups, rows, pieces, resume) in work.items():
-        outs[key] = out = np.full((len(gid), len(call.spec.outputs)), np.nan)
+        # Column-major: each output column (a struct field, a fused member) is contiguous, so it
+        # becomes an Arrow column without a copy.
+        outs[key] = out = np.full((len(gid), len(call.spec.outputs)), np.nan, order="F")
         tasks += [(call, cols, ts, gid, groups, rows[a:b], out, resume) for a, b in pieces]
-    if len(tasks) > 1 and _THREADS > 1:
+    rows_total = sum(len(task[5]) for task in tasks)
+    if len(tasks) > 1 and _THREADS > 1 and rows_total >= THREADED_ROWS:
         with ThreadPoolExecutor(_THREADS) as pool:
             list(pool.map(_run_piece, tasks))
     else:

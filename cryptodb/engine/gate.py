@@ -62,6 +62,13 @@ class Engine:
     store: ParquetStore
     # Live mode: kernels resume from saved per-partition state (engine.resume); None: from empty state.
     kernel_states: object | None = None
+    # Keep each kernel statement's plan and replay it when the same text comes again (engine.prepared).
+    # Only for a user who runs the same statements over sources whose columns do not change, as live
+    # mode does on every micro-batch; a plan replayed over changed columns would read the wrong ones.
+    reuse_plans: bool = False
+
+    def __post_init__(self) -> None:
+        self.plans: dict | None = {} if self.reuse_plans else None
 
     @property
     def views_dir(self) -> Path:

@@ -125,18 +125,24 @@ def plan_scope(scope: exp.Select, calls: list[KernelCall], number: int,
     used = columns_used(scope, calls)
     carried = list(available.values()) if used is None else [c for k, c in available.items() if k in used]
     extra: list[exp.Expression] = []
+    computed: dict[str, str] = {}  # expression SQL -> the column that carries it
 
     def column_for(expression: exp.Expression, name: str) -> str:
         """A plain column of the source is read once, not copied under another name: exporting
-        a string column to Arrow costs more than the kernel itself."""
+        a string column to Arrow costs more than the kernel itself. An expression given to
+        several calls (cusum_stat and cusum_alarm of one input) is computed once, so those calls
+        are one computation too."""
         if isinstance(expression, exp.Column) and expression.table.lower() in ("", alias.lower()):
             own = available.get(expression.name.lower())
             if own is not None:
                 if own not in carried:
                     carried.append(own)
                 return own
-        extra.append(exp.alias_(expression.copy(), name, quoted=True))
-        return name
+        text = expression.sql()
+        if text not in computed:
+            extra.append(exp.alias_(expression.copy(), name, quoted=True))
+            computed[text] = name
+        return computed[text]
 
     # DuckDB lets a SELECT reuse its own aliases (`log_return(p) OVER w AS ret, realized_var(ret, 100)
     # OVER w`); a kernel input naming another kernel's alias reads that kernel's output directly.

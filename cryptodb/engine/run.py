@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-import time
-
-import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
 from cryptodb.catalog import derived_view_sql
 from cryptodb.engine import views
-from cryptodb.engine.calls import KernelShapeError, bind_params, find_calls
-from cryptodb.engine.compute import compute
+from cryptodb.engine.calls import KernelShapeError, find_calls
 from cryptodb.engine.dialect import parse, to_sql
 from cryptodb.engine.gate import STORE_SCHEME, Engine, defined
-from cryptodb.engine.planner import plan_scope
-from cryptodb.engine.result import KernelResult
+from cryptodb.engine.prepared import PreparedStatement
 from cryptodb.engine.resume import statement_id
-from cryptodb.engine.shortcut import projection_of, read_inner
-from cryptodb.engine.splice import splice
 from cryptodb.kafka_out import KAFKA_SCHEME, copy_to_kafka
-
-log = logging.getLogger("cryptodb")
-# Fewer, larger Arrow chunks from DuckDB: every chunk costs a little in each kernel-side pass.
-READ_BATCH_ROWS = 1 << 24
 
 
 def _substitute_params(tree: exp.Expression, params) -> None:
@@ -70,6 +58,9 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
     statements that call kernels or name kernel views here)."""
     con = engine.con
     kernel_views = defined(con) if kernel_views is None else kernel_views
+    plan_key = (sql, repr(params), tuple(sorted(kernel_views.items())))
+    if engine.plans is not None and plan_key in engine.plans:
+        return engine.plans[plan_key].run(con, engine.kernel_states)
     try:
         tree = parse(sql)
     except sqlglot.errors.ParseError:
@@ -99,72 +90,11 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
     if not calls:
         return con.sql(to_sql(tree))
     _check_nesting(calls)
-    bind_params(con, calls)
-    registered: dict[str, pa.Table] = {}
-    handed_over = False
-    try:
-        for number, (scope, scope_calls) in enumerate(_scopes_in_order(calls)):
-            plan = plan_scope(scope, scope_calls, number,
-                              lambda q: con.sql(to_sql(q) + " LIMIT 0").columns)
-            started = time.perf_counter()
-            rows = read_inner(con, plan.inner, registered, to_sql, READ_BATCH_ROWS)
-            if rows is None:
-                rows = con.sql(to_sql(plan.inner)).to_arrow_table(batch_size=READ_BATCH_ROWS)
-            read = time.perf_counter()
-            outputs = compute(rows, plan, engine.kernel_states, f"{statement_id(sql)}/{number}")
-            log.debug("scope %d: %d rows x %d columns read in %.3f s, %d kernel(s) in %.3f s", number,
-                      rows.num_rows, rows.num_columns, read - started, len(scope_calls), time.perf_counter() - read)
-            name, table = splice(con, plan, rows, outputs)
-            del rows
-            registered[name] = table
-            _release_unused(con, tree, registered)
-        if isinstance(tree, exp.Query):
-            direct = projection_of(tree, registered)
-            if direct is not None:
-                return KernelResult(con, table=direct)
-            handed_over = True
-            return KernelResult(con, query=to_sql(tree), registered=tuple(registered))
-        con.execute(to_sql(tree)).fetchall()
-        return None
-    finally:
-        if not handed_over:
-            for name in registered:
-                con.unregister(name)
-
-
-def _inside(node: exp.Expression, ancestor: exp.Expression) -> bool:
-    while node is not None:
-        if node is ancestor:
-            return True
-        node = node.parent
-    return False
-
-
-def _prune_ctes(tree: exp.Expression) -> None:
-    """Drop CTEs nothing refers to any more (a spliced scope no longer reads the CTEs it read)."""
-    changed = True
-    while changed:
-        changed = False
-        for with_ in list(tree.find_all(exp.With)):
-            for cte in list(with_.expressions):
-                name = cte.alias_or_name.lower()
-                users = [t for t in tree.find_all(exp.Table)
-                         if t.name.lower() == name and not t.args.get("db") and not _inside(t, cte)]
-                if not users:
-                    cte.pop()
-                    changed = True
-            if not with_.expressions:
-                with_.pop()
-
-
-def _release_unused(con, tree: exp.Expression, registered: dict[str, pa.Table]) -> None:
-    """Free spliced tables the rest of the statement no longer reads: a chain of CTEs with kernels
-    (research's features) would otherwise keep every level's columns in memory at once."""
-    _prune_ctes(tree)
-    names = {t.name for t in tree.find_all(exp.Table)}
-    for name in [n for n in registered if n not in names]:
-        con.unregister(name)
-        del registered[name]
+    prepared = PreparedStatement(tree, calls, statement_id(sql), _scopes_in_order(calls))
+    result = prepared.run(con, engine.kernel_states)
+    if engine.plans is not None:
+        engine.plans[plan_key] = prepared
+    return result
 
 
 def _copy_target(tree: exp.Expression, scheme: str) -> str | None:

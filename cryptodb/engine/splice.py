@@ -34,17 +34,21 @@ def _name_unaliased_projections(plan: ScopePlan) -> None:
         alias.set("this", projection)  # the same nodes: the calls still point into them
 
 
+def spliced_table(plan: ScopePlan, table: pa.Table, outputs: list[pa.Array]) -> pa.Table:
+    """The scope's input rows without the planner's helper columns, plus one column per call."""
+    result = table.select([name for name in table.column_names if not name.startswith(PREFIX)])
+    for i, values in enumerate(outputs):
+        result = result.append_column(output_column(i), values)
+    return result
+
+
 def splice(con: duckdb.DuckDBPyConnection, plan: ScopePlan, table: pa.Table,
            outputs: list[pa.Array]) -> tuple[str, pa.Table]:
     """Register the scope's rows with kernel outputs; rewrite the scope; return name and table."""
     _name_unaliased_projections(plan)
-    keep = [name for name in table.column_names if not name.startswith(PREFIX)]
-    result = table.select(keep)
-    added = []
-    for i, (call, values) in enumerate(zip(plan.calls, outputs)):
-        name = output_column(i)
-        result = result.append_column(name, values)
-        added.append(name)
+    result = spliced_table(plan, table, outputs)
+    added = [output_column(i) for i in range(len(plan.calls))]
+    for call, name in zip(plan.calls, added):
         call.node.replace(exp.column(name, quoted=True))
     registered = f"{PREFIX}t{uuid.uuid4().hex[:12]}"
     con.register(registered, result)
