@@ -413,8 +413,9 @@ def _configure_replay(p):
 cmd_replay.configure = _configure_replay
 
 
-@command("live", "consume ticks from Kafka in micro-batches: store them, compute features from saved kernel "
-                 "state, emit signals (sql/live.sql); exactly once across restarts")
+@command("live", "consume ticks from Kafka in micro-batches: store them and run a mode script on each, "
+                 "kernels resuming from saved state: features and signals (sql/live.sql), or cross-exchange "
+                 "ARB OPEN/ARB CLOSE alerts (--script arbitrage); exactly once across restarts")
 def cmd_live(args) -> int:
     from cryptodb.live.runner import LiveOptions, live
     from cryptodb.scripts import parse_params
@@ -432,7 +433,10 @@ def cmd_live(args) -> int:
 
 
 def _configure_live(p):
-    p.add_argument("--script", default="live", help="the live script: a .sql path or a shipped name (default live)")
+    p.add_argument("--script", default="live",
+                   help="the script run on every batch, a .sql path or a shipped name: live (default: features and "
+                        "BUY/SELL/REGIME CHANGE signals), export (features to Kafka), arbitrage (ARB OPEN/ARB CLOSE "
+                        "alerts across exchanges, opportunities as they close, funding carry)")
     p.add_argument("--bootstrap", default="127.0.0.1:19092", help="Kafka bootstrap servers")
     p.add_argument("--topic", default="coinbase-ticker",
                    help="topic of ticks: normalised JSON rows or raw Coinbase envelopes (default coinbase-ticker)")
@@ -443,13 +447,18 @@ def _configure_live(p):
     p.add_argument("--batch-rows", type=int, default=10_000, help="most messages per micro-batch")
     p.add_argument("--batch-ms", type=int, default=1_000, help="longest wait for a micro-batch to fill, ms")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="a script parameter (repeatable)")
-    p.add_argument("--signals-topic", default=None, help="also produce signals to this topic, keyed by symbol")
+    p.add_argument("--signals-topic", default=None,
+                   help="also produce signals and alerts (arbitrage_alerts) to this topic, keyed by symbol")
     p.add_argument("--export-topic", default=None,
                    help="also produce each batch's features to this topic (e.g. crypto-features), keyed by symbol")
     p.add_argument("--max-batches", type=int, default=None, help="stop after this many batches")
     p.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
                    help="stop when no message came for this long")
-    p.add_argument("--quiet", action="store_true", help="do not print signals")
+    p.add_argument("--quiet", action="store_true", help="do not print signals and alerts")
+    p.epilog = ("Signals and alerts print as they happen, one line each: `TS SYMBOL SIGNAL name=value ...`, e.g. "
+                "`cryptodb live --script arbitrage --topic T --param fee_bps=2` prints `TS BTC-USD ARB OPEN "
+                "direction=binance -> coinbase opportunity=3 net_bps=...` when a net spread opens and ARB CLOSE when "
+                "it ends; the script's parameters (tolerance, fees, threshold_bps, ...) are given with --param.")
 
 
 cmd_live.configure = _configure_live

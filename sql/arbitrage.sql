@@ -33,12 +33,27 @@
 --   Spot is `spot_symbol` (default: the funding row's symbol) on `spot_exchange` (default: the
 --   funding row's exchange).
 --
--- Per micro-batch (live mode): set `since` to the batch's first time. Only instants from `since`
--- on are evaluated, books read quotes back to since - tolerance (so `ticks` must hold the quotes
--- of that window from before the batch, and `funding` must exist, if empty), and the run state
--- of each direction (kernels streak_id, streak_rows, streak_ended) carries over between
--- batches: an opportunity keeps its number across batches, opens in the batch of its first
--- instant and closes in the batch that sees its end (`arbitrage_alerts`).
+-- Live: `cryptodb live --script arbitrage --topic T [--param ...]` evaluates each micro-batch as it
+-- arrives, as the `-- @live` lines below declare (cryptodb.live.script, cryptodb.live.books):
+--   lookback tolerance      `ticks` holds the batch's new ticks plus the stored quotes the books
+--                           need (back to `tolerance` before each symbol's last evaluated instant),
+--                           `funding` the batch's funding rows; `since_by_symbol` (a MAP) starts
+--                           each symbol's instants at its first new one and `since` is the earliest:
+--                           every instant is evaluated once, in the batch that brings it;
+--   alerts arbitrage_alerts the alerts print as they happen, go to store table arbitrage_alerts
+--                           and to --signals-topic;
+--   carry arbitrage_open    the opportunities open when a batch ends are kept with the kernel
+--                           states (streak_id, streak_rows, streak_ended resume too), so one that
+--                           spans batches keeps its number, opens in the batch of its first instant
+--                           and closes in the batch that sees its end.
+-- The COPYs to `store://` append the batch's rows: an opportunity is stored in the batch where it
+-- closes (a history run also stores the one still open when the data ends, with still_open),
+-- funding carry for the batch's funding rows. The result equals a history run over the same
+-- ticks, alert for alert and opportunity for opportunity.
+--
+-- @live lookback tolerance
+-- @live alerts arbitrage_alerts
+-- @live carry arbitrage_open
 
 SET VARIABLE since         = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP;
 SET VARIABLE until         = coalesce(getvariable('until'), '2262-01-01')::TIMESTAMP;  -- TIMESTAMP_NS ends in 2262
@@ -67,6 +82,18 @@ WHERE ts >= getvariable('quotes_from') AND ts < getvariable('until')
   AND (getvariable('exchanges') = '*'
        OR list_contains(string_split(replace(getvariable('exchanges'), ' ', ''), ','), exchange));
 
+-- Every exchange that quotes a symbol, also before the quotes the books read: one whose quotes went
+-- stale still has a book, an empty one, which ends the runs it was part of. (Over history that only
+-- adds empty books; live, it ends a run that spans batches when its exchange falls silent.)
+CREATE OR REPLACE TEMP TABLE arb_venues AS
+SELECT DISTINCT symbol, exchange
+FROM ticks
+WHERE bid IS NOT NULL AND ask IS NOT NULL
+  AND (getvariable('symbols') = '*'
+       OR list_contains(string_split(replace(getvariable('symbols'), ' ', ''), ','), symbol))
+  AND (getvariable('exchanges') = '*'
+       OR list_contains(string_split(replace(getvariable('exchanges'), ' ', ''), ','), exchange));
+
 CREATE OR REPLACE TEMP TABLE arb_fees AS
 WITH given AS (
     SELECT split_part(item, '=', 1) AS exchange, split_part(item, '=', 2)::DOUBLE AS fee_bps
@@ -74,16 +101,16 @@ WITH given AS (
     WHERE item <> ''
 )
 SELECT v.exchange, coalesce(g.fee_bps, getvariable('fee_bps')) AS fee_bps
-FROM (SELECT DISTINCT exchange FROM arb_quotes) v LEFT JOIN given g USING (exchange);
+FROM (SELECT DISTINCT exchange FROM arb_venues) v LEFT JOIN given g USING (exchange);
 
--- Every exchange's book at every instant a quote of the symbol changed (from `since` on).
+-- Every exchange's book at every instant a quote of the symbol changed (from `since` on; live, from
+-- the symbol's own first new instant, in nanoseconds).
 CREATE OR REPLACE TEMP TABLE arb_books AS
 WITH instants AS (
-    SELECT DISTINCT symbol, ts FROM arb_quotes WHERE ts >= getvariable('since')
-), venues AS (
-    SELECT DISTINCT symbol, exchange FROM arb_quotes
+    SELECT DISTINCT symbol, ts FROM arb_quotes
+    WHERE ts >= coalesce(getvariable('since_by_symbol')[symbol], getvariable('since'))
 ), grid AS (
-    SELECT i.symbol, i.ts, v.exchange FROM instants i JOIN venues v USING (symbol)
+    SELECT i.symbol, i.ts, v.exchange FROM instants i JOIN arb_venues v USING (symbol)
 )
 SELECT g.symbol, g.ts, g.exchange, q.ts AS quote_ts,
        -- the tolerance is applied after the join: inside ON, DuckDB plans a nested loop
@@ -114,13 +141,27 @@ WITH spreads AS (
 )
 SELECT * FROM runs WHERE opportunity IS NOT NULL OR ended IS NOT NULL;
 
+-- Opportunities still open when the previous micro-batch ended, carried over by live mode; a
+-- history run starts with none.
+CREATE TEMP TABLE IF NOT EXISTS arbitrage_open (
+    symbol VARCHAR, buy_on VARCHAR, sell_on VARCHAR, opportunity BIGINT, start_ts TIMESTAMP_NS,
+    instants BIGINT, peak_net_bps DOUBLE, peak_ts TIMESTAMP_NS, peak_buy_price DOUBLE, peak_sell_price DOUBLE);
+
+-- The peak is the widest net spread, the earliest instant of equal ones.
 CREATE OR REPLACE TEMP TABLE arb_opportunities AS
 WITH open_rows AS (
-    SELECT symbol, buy_on, sell_on, opportunity,
-           min(ts) AS start_ts, max(ts) AS last_ts, count(*) AS instants,
-           max(net_bps) AS peak_net_bps,
-           arg_max({'ts': ts, 'buy': buy_price, 'sell': sell_price}, net_bps) AS peak
+    SELECT symbol, buy_on, sell_on, opportunity, ts AS start_ts, 1 AS instants,
+           net_bps, ts AS peak_ts, buy_price, sell_price
     FROM arb_runs WHERE opportunity IS NOT NULL
+    UNION ALL
+    SELECT symbol, buy_on, sell_on, opportunity, start_ts, instants,
+           peak_net_bps, peak_ts, peak_buy_price, peak_sell_price
+    FROM arbitrage_open WHERE coalesce(getvariable('live'), false)
+), runs AS (
+    SELECT symbol, buy_on, sell_on, opportunity,
+           min(start_ts) AS start_ts, sum(instants)::BIGINT AS instants, max(net_bps) AS peak_net_bps,
+           first({'ts': peak_ts, 'buy': buy_price, 'sell': sell_price} ORDER BY net_bps DESC, peak_ts) AS peak
+    FROM open_rows
     GROUP BY ALL
 ), ends AS (
     SELECT symbol, buy_on, sell_on, ended AS opportunity, ts AS end_ts
@@ -133,10 +174,15 @@ SELECT o.symbol, o.buy_on || ' -> ' || o.sell_on AS direction, o.buy_on, o.sell_
        (epoch_ns(coalesce(e.end_ts, d.last_instant)) - epoch_ns(o.start_ts)) / 1e9 AS duration_seconds,
        o.peak_net_bps, o.peak.ts AS peak_ts, o.peak.buy AS peak_buy_price, o.peak.sell AS peak_sell_price,
        o.instants, e.end_ts IS NULL AS still_open
-FROM open_rows o
+FROM runs o
 LEFT JOIN ends e USING (symbol, buy_on, sell_on, opportunity)
-JOIN data_end d USING (symbol)
+LEFT JOIN data_end d USING (symbol)
 ORDER BY symbol, start_ts, direction;
+
+CREATE OR REPLACE TEMP TABLE arbitrage_open AS
+SELECT symbol, buy_on, sell_on, opportunity, start_ts, instants, peak_net_bps, peak_ts, peak_buy_price,
+       peak_sell_price
+FROM arb_opportunities WHERE still_open;
 
 -- Alerts as they would print live: an opportunity opening (its first instant) and closing.
 CREATE OR REPLACE TEMP TABLE arbitrage_alerts AS
@@ -178,7 +224,9 @@ SELECT exchange, symbol, ts, mark_price, index_price, funding_rate, next_funding
 FROM joined
 ORDER BY exchange, symbol, ts;
 
-COPY arb_opportunities TO 'store://arbitrage_opportunities';
+-- A micro-batch is not the end of the data: live, an opportunity is stored when it closes.
+COPY (SELECT * FROM arb_opportunities WHERE NOT (still_open AND coalesce(getvariable('live'), false)))
+TO 'store://arbitrage_opportunities';
 COPY arb_carry TO 'store://funding_carry';
 
 -- Per symbol and direction: how often, how long and how wide. `share_of_time`: the part of the

@@ -1,14 +1,17 @@
--- features: the feature set per symbol, shared by research (over the whole store) and live
+-- features: the feature set per market (exchange, symbol), shared by research (over the whole store) and live
 -- (over each micro-batch, kernels resuming from saved state): one query, so both give the same rows.
 -- Included by `-- @include features` in sql/research.sql and sql/live.sql; parameters since,
 -- cusum_k and cusum_h are DuckDB variables set by the including script.
+--
+-- One series per market, (exchange, symbol): the prices of two exchanges are two series, and live
+-- mode orders and resumes each exchange's feed on its own (cryptodb.live.order).
 --
 -- Change a feature by editing its line; every kernel's meaning is in `cryptodb kernels NAME`.
 -- Features use kernels only (prev/diff/cumsum rather than lag/sum OVER): kernels resume from
 -- saved state, so live mode computes these same columns batch by batch, row for row.
 WITH base AS (
     SELECT
-        symbol, ts, seq, price, size, bid, ask, bid_size, ask_size,
+        exchange, symbol, ts, seq, price, size, bid, ask, bid_size, ask_size,
         midprice(bid, ask)                                  AS mid,
         microprice(bid, ask, bid_size, ask_size)            AS micro,
         quoted_spread(bid, ask)                             AS spread,
@@ -54,11 +57,11 @@ WITH base AS (
         cumsum(ret) OVER w                                  AS cum_log_return
     FROM ticks
     WHERE ts >= getvariable('since')
-    WINDOW w AS (PARTITION BY symbol ORDER BY ts, seq)
+    WINDOW w AS (PARTITION BY exchange, symbol ORDER BY ts, seq)
 )
 -- CUSUM reads standardised returns, an expression over two features: one more step.
 SELECT *,
     cusum_stat(ret / nullif(ret_std_100, 0), getvariable('cusum_k'), getvariable('cusum_h')) OVER w  AS cusum_stat,
     cusum_alarm(ret / nullif(ret_std_100, 0), getvariable('cusum_k'), getvariable('cusum_h')) OVER w AS cusum_alarm
 FROM base
-WINDOW w AS (PARTITION BY symbol ORDER BY ts, seq)
+WINDOW w AS (PARTITION BY exchange, symbol ORDER BY ts, seq)

@@ -5,9 +5,10 @@
 --
 -- Here `ticks` holds only the batch's new ticks, and every kernel resumes from the state it
 -- saved at the end of the previous batch: the features are the ones `research` computes over
--- all ticks, row for row. The runner appends the temp tables this script leaves, `features`
--- and `signals`, to the store tables of those names, and commits them with the kernel states
--- and the Kafka offsets. Change the strategy by editing the signal rules below.
+-- all ticks, row for row, per market (exchange, symbol). The runner appends the temp tables this
+-- script leaves, `features` and `signals`, to the store tables of those names, commits them with
+-- the kernel states and the Kafka offsets, and prints the signals. Change the strategy by editing
+-- the signal rules below.
 
 SET VARIABLE since    = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP;
 SET VARIABLE cusum_k  = coalesce(getvariable('cusum_k'), 0.5)::DOUBLE;
@@ -23,7 +24,7 @@ CREATE TEMP TABLE features AS
 
 -- The seed's rules: mean reversion on extremes of zscore and RSI, and CUSUM regime changes.
 CREATE TEMP TABLE signals AS
-SELECT symbol, ts, signal, price, zscore, rsi, cusum_stat
+SELECT symbol, ts, signal, exchange, price, zscore, rsi, cusum_stat
 FROM (
     SELECT *,
         CASE
@@ -34,4 +35,4 @@ FROM (
     FROM features
 )
 WHERE signal IS NOT NULL
-ORDER BY ts, symbol;
+ORDER BY ts, symbol, exchange;

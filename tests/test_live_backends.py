@@ -18,7 +18,8 @@ def test_states_offsets_and_watermarks_survive_a_reopen_only_when_committed(tmp_
         backend = open_backend(kind, catalog)
         backend.save("call/a", {'["BTC-USD"]': b"state-1", '["ETH-USD"]': b"state-2"})
         assert backend.load("call/a", ['["BTC-USD"]']) == [None]  # staged is not committed
-        backend.commit({("ticks", 0): 11, ("ticks", 1): 7}, {"BTC-USD": (1000, 3)})
+        backend.commit({("ticks", 0): 11, ("ticks", 1): 7}, {("coinbase", "BTC-USD"): (1000, 3),
+                                                              ("binance", "BTC-USD"): (990, 8)})
         backend.begin(["/data/part-1.parquet", "/data/part-2.parquet"])
         backend.save("call/a", {'["BTC-USD"]': b"state-3"})  # a batch that will not commit
         backend.close()
@@ -26,12 +27,39 @@ def test_states_offsets_and_watermarks_survive_a_reopen_only_when_committed(tmp_
         again = open_backend(kind, catalog)
         cp = again.checkpoint()
         assert cp.offsets == {("ticks", 0): 11, ("ticks", 1): 7}
-        assert cp.watermarks == {"BTC-USD": (1000, 3)}
+        assert cp.watermarks == {("coinbase", "BTC-USD"): (1000, 3), ("binance", "BTC-USD"): (990, 8)}
         assert cp.pending == ["/data/part-1.parquet", "/data/part-2.parquet"]
         assert again.load("call/a", ['["BTC-USD"]', '["ETH-USD"]', '["SOL-USD"]']) == [b"state-1", b"state-2", None]
         again.commit({("ticks", 0): 12}, {})
         assert again.checkpoint().pending == []
         assert again.checkpoint().offsets[("ticks", 0)] == 12
+        again.close()
+
+
+def test_watermarks_kept_per_symbol_by_an_older_version_read_as_any_exchange(tmp_path):
+    import duckdb
+    from rocksdict import Rdict
+
+    catalog = tmp_path / "duckdb" / "crypto.duckdb"
+    catalog.parent.mkdir()
+    old = duckdb.connect(str(catalog.with_suffix(".live.duckdb")))  # the schema before exchanges
+    old.execute("CREATE TABLE watermarks (symbol VARCHAR PRIMARY KEY, ts BIGINT, seq BIGINT)")
+    old.execute("INSERT INTO watermarks VALUES ('BTC-USD', 1000, 3)")
+    old.close()
+    catalog = tmp_path / "rocksdb" / "crypto.duckdb"
+    catalog.parent.mkdir()
+    old = Rdict(str(catalog.with_suffix(".live.rocksdb")))
+    old["w/BTC-USD"] = [1000, 3]
+    old.close()
+
+    for kind in PERSISTENT:
+        catalog = tmp_path / kind / "crypto.duckdb"
+        backend = open_backend(kind, catalog)
+        assert backend.checkpoint().watermarks == {(None, "BTC-USD"): (1000, 3)}
+        backend.commit({}, {("kraken", "BTC-USD"): (1200, 1)})
+        backend.close()
+        again = open_backend(kind, catalog)
+        assert again.checkpoint().watermarks == {(None, "BTC-USD"): (1000, 3), ("kraken", "BTC-USD"): (1200, 1)}
         again.close()
 
 

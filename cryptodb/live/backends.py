@@ -1,5 +1,6 @@
-"""Where live mode keeps what it must not lose: kernel states, consumed offsets, per-symbol
-watermarks, and the files of a batch that has not committed yet.
+"""Where live mode keeps what it must not lose: kernel states (and the tables a script carries
+from one batch to the next), consumed offsets, per-stream watermarks, and the files of a batch
+that has not committed yet.
 
 One interface, three backends:
 - `duckdb` (default): a DuckDB file of its own beside the catalog (`crypto.live.duckdb` for
@@ -13,6 +14,10 @@ A batch calls `begin(files)` before writing its output files and `commit(...)` a
 the engine saved during the batch, the next offsets and the watermarks become durable together,
 in one transaction. Files listed by a `begin` that never reached its `commit` are the output of a
 batch that will be consumed again; `checkpoint().pending` names them so they can be removed.
+
+Watermarks are kept per stream, (exchange, symbol) (cryptodb.live.order). State written when they
+were kept per symbol is read as watermarks of exchange None, "any exchange of the symbol": the
+DuckDB backend migrates its table once, RocksDB reads its old keys beside the new ones.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptodb.errors import CryptodbError
+from cryptodb.live.order import Watermarks
 
 Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to consume
-Watermarks = dict[str, tuple[int, int]]  # symbol -> (ts ns, seq) of its last stored tick
+ANY_EXCHANGE = "*"  # how a watermark of exchange None (any exchange) is written down
 
 BACKENDS = ("duckdb", "memory", "rocksdb")
 
@@ -108,8 +114,19 @@ class DuckDBBackend(StateBackend):
                                                  PRIMARY KEY (call_id, part));
         CREATE TABLE IF NOT EXISTS offsets (topic VARCHAR, part INTEGER, next_offset BIGINT,
                                             PRIMARY KEY (topic, part));
-        CREATE TABLE IF NOT EXISTS watermarks (symbol VARCHAR PRIMARY KEY, ts BIGINT, seq BIGINT);
+        CREATE TABLE IF NOT EXISTS watermarks (exchange VARCHAR, symbol VARCHAR, ts BIGINT, seq BIGINT,
+                                               PRIMARY KEY (exchange, symbol));
         CREATE TABLE IF NOT EXISTS pending (path VARCHAR);
+    """
+    # Before watermarks were kept per exchange: `watermarks (symbol PRIMARY KEY, ts, seq)`.
+    _MIGRATE_WATERMARKS = f"""
+        BEGIN;
+        ALTER TABLE watermarks RENAME TO watermarks_by_symbol;
+        CREATE TABLE watermarks (exchange VARCHAR, symbol VARCHAR, ts BIGINT, seq BIGINT,
+                                 PRIMARY KEY (exchange, symbol));
+        INSERT INTO watermarks SELECT '{ANY_EXCHANGE}', symbol, ts, seq FROM watermarks_by_symbol;
+        DROP TABLE watermarks_by_symbol;
+        COMMIT;
     """
 
     def __init__(self, path: Path):
@@ -126,11 +143,16 @@ class DuckDBBackend(StateBackend):
             if is_lock_error(e):  # another `cryptodb live` on the same database
                 raise lock_error(path, e, read_only=False) from None
             raise
+        columns = {c for (c,) in self.con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'watermarks'").fetchall()}
+        if columns and "exchange" not in columns:
+            self.con.execute(self._MIGRATE_WATERMARKS)
         self.con.execute(self._SCHEMA)
 
     def checkpoint(self) -> Checkpoint:
         offsets = {(t, p): o for t, p, o in self.con.sql("SELECT topic, part, next_offset FROM offsets").fetchall()}
-        marks = {s: (t, q) for s, t, q in self.con.sql("SELECT symbol, ts, seq FROM watermarks").fetchall()}
+        marks = {(_exchange_of(e), s): (t, q)
+                 for e, s, t, q in self.con.sql("SELECT exchange, symbol, ts, seq FROM watermarks").fetchall()}
         pending = [p for (p,) in self.con.sql("SELECT path FROM pending").fetchall()]
         return Checkpoint(offsets, marks, pending)
 
@@ -159,8 +181,8 @@ class DuckDBBackend(StateBackend):
                 con.executemany("INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)",
                                 [(t, p, o) for (t, p), o in offsets.items()])
             if watermarks:
-                con.executemany("INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?)",
-                                [(s, t, q) for s, (t, q) in watermarks.items()])
+                con.executemany("INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?, ?)",
+                                [(e or ANY_EXCHANGE, s, t, q) for (e, s), (t, q) in watermarks.items()])
             con.execute("DELETE FROM pending")
             con.execute("COMMIT")
         except Exception:
@@ -185,8 +207,10 @@ class DuckDBBackend(StateBackend):
 
 
 class RocksDBBackend(StateBackend):
-    """Keys: `s/<call>/<partition>` states, `o/<topic>/<partition>` offsets, `w/<symbol>`
-    watermarks, `pending` the uncommitted files; a commit is one atomic WriteBatch."""
+    """Keys: `s/<call>/<partition>` states, `o/<topic>/<partition>` offsets,
+    `wx/<exchange>/<symbol>` watermarks (`w/<symbol>`: written before they were kept per
+    exchange, read as exchange None), `pending` the uncommitted files; a commit is one atomic
+    WriteBatch."""
 
     def __init__(self, path: Path):
         super().__init__()
@@ -208,7 +232,12 @@ class RocksDBBackend(StateBackend):
         for key, value in self.db.items(from_key="w/"):
             if not key.startswith("w/"):
                 break
-            cp.watermarks[key[2:]] = tuple(value)
+            cp.watermarks[(None, key[2:])] = tuple(value)
+        for key, value in self.db.items(from_key="wx/"):
+            if not key.startswith("wx/"):
+                break
+            exchange, _, symbol = key[3:].partition("/")  # exchange names hold no slash
+            cp.watermarks[(_exchange_of(exchange), symbol)] = tuple(value)
         cp.pending = json.loads(self.db.get("pending", "[]"))
         return cp
 
@@ -222,8 +251,8 @@ class RocksDBBackend(StateBackend):
             batch.put(f"s/{call}/{part}", blob)
         for (topic, part), offset in offsets.items():
             batch.put(f"o/{topic}/{part}", offset)
-        for symbol, mark in watermarks.items():
-            batch.put(f"w/{symbol}", list(mark))
+        for (exchange, symbol), mark in watermarks.items():
+            batch.put(f"wx/{exchange or ANY_EXCHANGE}/{symbol}", list(mark))
         batch.put("pending", "[]")
         self.db.write(batch)
         self.db.flush()
@@ -239,6 +268,10 @@ class RocksDBBackend(StateBackend):
 
     def close(self) -> None:
         self.db.close()
+
+
+def _exchange_of(stored: str) -> str | None:
+    return None if stored == ANY_EXCHANGE else stored
 
 
 def open_backend(kind: str, catalog: Path | None) -> StateBackend:

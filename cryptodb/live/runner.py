@@ -1,18 +1,18 @@
-"""`cryptodb live`: consume ticks from Kafka in micro-batches and materialise features as they come.
+"""`cryptodb live`: consume ticks from Kafka in micro-batches and run a mode script on each.
 
 Every micro-batch (bounded by rows and by time):
 1. decode the messages (normalised JSON rows or raw Coinbase envelopes, `ingest.messages`);
    malformed ones go to the dead-letter table with the reason;
-2. apply the ordering policy per symbol against its watermark, the (ts, seq) of its last stored
-   tick: a tick at or before it whose key is already stored is a duplicate and is dropped; any
-   other such tick is late and goes to the dead-letter table (features are causal: a tick cannot
-   be inserted into a past the kernels have already moved beyond);
-3. append the ticks to the store (atomic files, de-duplicated);
-4. run the live script (sql/live.sql) over only the new ticks: `ticks` is the batch, and every
-   kernel resumes from its saved per-symbol state, so the features equal those a research run
-   over all ticks computes, row for row; the script leaves temp tables `features` and `signals`;
-5. record the files it is about to write (`begin`), write them, then commit kernel states, next
-   offsets and watermarks in one transaction (`commit`).
+2. apply the ordering policy per stream, (exchange, symbol), against its watermark
+   (cryptodb.live.order): duplicates are dropped, late ticks go to the dead-letter table;
+3. append the ticks to the store (atomic files, de-duplicated), and trades, funding and book rows;
+4. run the live script (sql/live.sql by default; cryptodb.live.script) over the new ticks, every
+   kernel resuming from its saved per-partition state, so the results equal those of a run over
+   all ticks, row for row. A script that reads books across exchanges (`-- @live lookback`, as
+   sql/arbitrage.sql) also gets the stored quotes those books need (cryptodb.live.books);
+5. record the files it is about to write (`begin`): the tables the script leaves for the store and
+   its COPYs to `store://`, as appends; write them; then commit kernel states, carried tables,
+   next offsets and watermarks in one transaction (`commit`); then print the alerts.
 
 After a crash, the next start removes the files of a batch that did not commit, and consumes
 again from the committed offsets (not from the consumer group's offsets) with the committed
@@ -39,12 +39,14 @@ from cryptodb.broker import CONSUMER_SESSION_TIMEOUT_MS
 from cryptodb.errors import CryptodbError
 from cryptodb.kafka_out import ClientLog, produce_rows, producer
 from cryptodb.live.backends import Checkpoint, StateBackend, open_backend
-from cryptodb.scripts import check_param_name, fill_placeholders, find_script
+from cryptodb.live.books import ScriptInputs, lookback_inputs, plain_inputs
+from cryptodb.live.order import apply_order_policy, new_watermarks
+from cryptodb.live.script import LiveOutputs, load_live_script
 
 log = logging.getLogger("cryptodb.live")
 
-OUTPUT_TABLES = ("features", "signals")  # temp tables a live script leaves for the runner
 PARTITION_CHECK_S = 10.0  # how often an idle consumer looks for new partitions
+CARRY_PARTITION = "[]"  # a carried table is one state blob, saved beside the kernels' states
 
 
 @dataclass
@@ -72,7 +74,7 @@ class BatchReport:
     duplicates: int = 0
     dead_letters: int = 0
     features: int = 0
-    signals: int = 0
+    signals: int = 0  # alerts of every alert table (signals, arbitrage_alerts, ...)
     lag_s: float = 0.0  # now minus the newest tick's event time
     seconds: float = 0.0
     # Per message: from its Kafka timestamp (when it was produced) to this batch's commit, ms.
@@ -112,6 +114,7 @@ class LiveRunner:
         self.backend: StateBackend | None = None
         self._fail_at = _fault_injection()
         self._views_ready = False
+        self._columns_checked: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
     def run(self) -> LiveTotals:
@@ -124,7 +127,10 @@ class LiveRunner:
             self.db.add_derived_views()
             self.watermarks = dict(checkpoint.watermarks)
             self.con = self._live_connection()
-            self.statements = self._script_statements()
+            self.script = load_live_script(self.options.script,
+                                           {"bootstrap": self.options.bootstrap, **self.options.params},  # for kafka://
+                                           self.con)
+            self._restore_carried()
             consumer = self._consumer(checkpoint)
             producer = self._producer()
             previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -156,16 +162,14 @@ class LiveRunner:
         con = duckdb.connect()
         for statement in rowwise.install_sql():
             con.execute(statement)
-        self.engine = Engine(con, self.store, kernel_states=self.backend)
+        self.engine = Engine(con, self.store, kernel_states=self.backend, reuse_plans=True)
         return con
 
-    def _script_statements(self) -> list[str]:
-        where, text = find_script(self.options.script)
-        params = {"bootstrap": self.options.bootstrap, **self.options.params}  # for kafka:// targets
-        for name, value in params.items():
-            self.con.execute(f"SET VARIABLE {check_param_name(name)} = ?", [value])
-        text = fill_placeholders(text, params, where)
-        return [s.query.strip().rstrip(";").strip() for s in self.con.extract_statements(text)]
+    def _restore_carried(self) -> None:
+        for name in self.script.carried:
+            blob = self.backend.load(_carry_id(name), [CARRY_PARTITION])[0]
+            if blob is not None:
+                self.script.restore(self.con, name, pa.ipc.open_stream(blob).read_all())
 
     # -- Kafka ----------------------------------------------------------------------------
     def _consumer(self, checkpoint: Checkpoint):
@@ -260,6 +264,7 @@ class LiveRunner:
     # -- one micro-batch ------------------------------------------------------------------
     def process(self, messages: list, number: int, producer=None) -> BatchReport:
         from cryptodb.ingest.messages import decode_batch
+        from cryptodb.ingest.schema import FUNDING
 
         started = time.perf_counter()
         report = BatchReport(number, messages=len(messages))
@@ -270,7 +275,7 @@ class LiveRunner:
 
         ticks = decoded.tables.get("ticks")
         if ticks is not None and ticks.num_rows:
-            ticks, late, report.duplicates = self._apply_order_policy(ticks)
+            ticks, late, report.duplicates = apply_order_policy(ticks, self.watermarks, self._stored_keys)
             dead += late
         for table, rows in decoded.tables.items():  # trades, funding, book: stored as they come
             if table != "ticks" and rows.num_rows:
@@ -279,18 +284,22 @@ class LiveRunner:
             self.store.append("dead_letters", pa.Table.from_pylist(dead, schema=_dead_letter_schema()))
         report.dead_letters = len(dead)
 
-        outputs = {}
+        outputs = LiveOutputs()
+        funding = decoded.tables.get("funding", FUNDING.arrow_schema.empty_table())
         if ticks is not None and ticks.num_rows:
             self.store.append("ticks", ticks)
             report.ticks = ticks.num_rows
-            outputs = self._run_script(ticks)
             report.lag_s = (now - int(pc.max(ticks.column("ts")).cast(pa.int64()).as_py())) / 1e9
-        report.features = outputs["features"].num_rows if "features" in outputs else 0
-        report.signals = outputs["signals"].num_rows if "signals" in outputs else 0
+        if report.ticks or funding.num_rows:
+            outputs = self._run_script(self._script_inputs(ticks, funding))
+        report.features = outputs.stored["features"].num_rows if "features" in outputs.stored else 0
+        report.signals = sum(rows.num_rows for rows in outputs.alerts.values())
 
         planned = []
         tag = uuid.uuid4().hex[:12]
-        for name, rows in outputs.items():
+        for name, rows in outputs.stored.items():
+            self._check_columns(name, rows)
+        for name, rows in outputs.stored.items():
             planned += self.store.plan_append_derived(name, rows, f"live-{tag}")
         self.backend.begin([str(path) for path, _ in planned])
         for path, rows in planned:
@@ -299,104 +308,91 @@ class LiveRunner:
             import os
 
             os._exit(75)  # fault injection for the crash tests: files written, nothing committed
-        marks = self._new_watermarks(ticks)
+        for name, rows in outputs.carried.items():
+            self.backend.save(_carry_id(name), {CARRY_PARTITION: _ipc_bytes(rows)})
+        marks = new_watermarks(ticks)
         self.backend.commit(_next_offsets(messages), marks)
         committed_ms = time.time_ns() / 1e6
         report.latencies_ms = committed_ms - np.array([m.timestamp()[1] for m in messages], np.float64)
         self.watermarks.update(marks)
-        if not self._views_ready and outputs:
-            # Readers find features and signals in the catalog; if they hold it open right now,
+        if not self._views_ready and outputs.stored:
+            # Readers find the script's tables in the catalog; if they hold it open right now,
             # the views appear at a later batch (or the next read-write open).
             self._views_ready = self.db.add_derived_views()
 
-        if "signals" in outputs:
-            self._publish_signals(outputs["signals"], producer)
-        if producer is not None and self.options.export_topic and "features" in outputs:
-            produce_rows(producer, self.options.export_topic, self.con, outputs["features"])
+        for rows in outputs.alerts.values():
+            self._publish_alerts(rows, producer)
+        if producer is not None and self.options.export_topic and "features" in outputs.stored:
+            produce_rows(producer, self.options.export_topic, self.con, outputs.stored["features"])
         report.seconds = time.perf_counter() - started
         return report
 
-    def _apply_order_policy(self, ticks: pa.Table) -> tuple[pa.Table, list[dict], int]:
-        """Sort the batch by (symbol, ts, seq), drop duplicates, split off late ticks (vectorised:
-        a batch holds up to tens of thousands of ticks)."""
-        ticks = ticks.sort_by([("symbol", "ascending"), ("ts", "ascending"), ("seq", "ascending")])
-        n = ticks.num_rows
-        symbols = pc.dictionary_encode(ticks.column("symbol").combine_chunks())
-        codes = symbols.indices.to_numpy(zero_copy_only=False)
-        ts = ticks.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
-        seq = ticks.column("seq").fill_null(-1).to_numpy(zero_copy_only=False)
-        repeated = np.zeros(n, bool)
-        repeated[1:] = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1]) & (seq[1:] == seq[:-1])
-        names = symbols.dictionary.to_pylist()
-        lowest = np.iinfo(np.int64).min
-        mark_ts = np.array([self.watermarks.get(s, (lowest, lowest))[0] for s in names], np.int64)[codes]
-        mark_seq = np.array([self.watermarks.get(s, (lowest, lowest))[1] for s in names], np.int64)[codes]
-        behind = ~repeated & ((ts < mark_ts) | ((ts == mark_ts) & (seq <= mark_seq)))
-        duplicates = int(repeated.sum())
-        late = []
-        if behind.any():
-            rows = np.flatnonzero(behind)
-            stored = self._stored_keys(ticks.take(pa.array(rows)))
-            for i in rows:
-                name = names[codes[i]]
-                if (name, int(ts[i]), int(seq[i])) in stored:
-                    duplicates += 1
-                else:
-                    late.append(_late_letter(ticks.slice(int(i), 1), self.watermarks[name]))
-        return ticks.filter(pa.array(~(repeated | behind))), late, duplicates
+    def _check_columns(self, name: str, rows: pa.Table) -> None:
+        """A stored table's files must share their columns, or no reader can read it: refuse a
+        script that now writes other columns into it (nothing of the batch is committed)."""
+        if name in self._columns_checked:
+            return
+        import pyarrow.parquet as pq
 
-    def _stored_keys(self, rows: pa.Table) -> set[tuple[str, int, int]]:
+        existing = next(self.store.table_path(name).rglob("*.parquet"), None)
+        if existing is not None and pq.read_schema(existing).names != rows.column_names:
+            raise CryptodbError(
+                f"store table {name} has columns ({', '.join(pq.read_schema(existing).names)}) but "
+                f"{self.script.where} writes ({', '.join(rows.column_names)}): move {self.store.table_path(name)} "
+                f"and its versions (_versions/{name}) away, or write to another table")
+        self._columns_checked.add(name)
+
+    def _stored_keys(self, rows: pa.Table) -> set[tuple[str, str, int, int]]:
+        """(exchange, symbol, ts, seq) of `rows` that the store already holds."""
         if not self.store.files("ticks"):
             return set()
         lo = int(pc.min(rows.column("ts")).cast(pa.int64()).as_py())
         hi = int(pc.max(rows.column("ts")).cast(pa.int64()).as_py())
         symbols = sorted(set(rows.column("symbol").to_pylist()))
         found = self.con.execute(
-            "SELECT symbol, epoch_ns(ts), coalesce(seq, -1) FROM read_parquet(?, hive_partitioning = true, "
+            "SELECT exchange, symbol, epoch_ns(ts), coalesce(seq, -1) FROM read_parquet(?, hive_partitioning = true, "
             "hive_types = {'symbol': VARCHAR, 'date': DATE}) WHERE symbol IN (SELECT unnest(?::VARCHAR[])) "
             "AND epoch_ns(ts) BETWEEN ? AND ?", [self.store.glob("ticks"), symbols, lo, hi]).fetchall()
-        return {(s, int(t), int(q)) for s, t, q in found}
+        return {(e, s, int(t), int(q)) for e, s, t, q in found}
 
-    def _new_watermarks(self, ticks: pa.Table | None) -> dict[str, tuple[int, int]]:
-        """Each symbol's last (ts, seq) in `ticks`, sorted by (symbol, ts, seq)."""
-        if ticks is None or not ticks.num_rows:
-            return {}
-        symbols = ticks.column("symbol").combine_chunks()
-        codes = pc.dictionary_encode(symbols).indices.to_numpy(zero_copy_only=False)
-        last = np.append(np.flatnonzero(codes[1:] != codes[:-1]), len(codes) - 1)
-        picked = ticks.take(pa.array(last))
-        return {s: (int(t), int(q)) for s, t, q in zip(
-            picked.column("symbol").to_pylist(), picked.column("ts").cast(pa.int64()).to_pylist(),
-            picked.column("seq").fill_null(-1).to_pylist())}
+    def _script_inputs(self, ticks: pa.Table | None, funding: pa.Table) -> ScriptInputs:
+        from cryptodb.ingest.schema import TICKS
 
-    def _run_script(self, ticks: pa.Table) -> dict[str, pa.Table]:
+        ticks = ticks if ticks is not None else TICKS.arrow_schema.empty_table()
+        if self.script.lookback is None:
+            return plain_inputs(ticks, funding)
+        return lookback_inputs(self.store, self.con, ticks, funding, self.watermarks, self.script.tolerance_ns)
+
+    def _run_script(self, inputs: ScriptInputs) -> LiveOutputs:
         con = self.con
-        batch = ticks.append_column("date", pc.cast(pc.cast(ticks.column("ts"), pa.timestamp("ns")), pa.date32()))
-        con.register("ticks", batch)
+        if self.script.lookback is not None:
+            # Where this batch's instants start: overall, and per symbol (a MAP of TIMESTAMP_NS).
+            since = inputs.since_ns
+            con.execute("SET VARIABLE since = make_timestamp_ns(?)", [since if since is not None else 0])
+            con.register("live_since", pa.table({"symbol": list(inputs.since_by_symbol),
+                                                 "since": pa.array(list(inputs.since_by_symbol.values()),
+                                                                   pa.timestamp("ns"))}))
+            con.execute("SET VARIABLE since_by_symbol = (SELECT map(list(symbol), list(since)) FROM live_since)")
+            con.unregister("live_since")
+        con.register("ticks", inputs.ticks)
+        con.register("funding", inputs.funding)
         try:
-            for name in OUTPUT_TABLES:
-                con.execute(f"DROP TABLE IF EXISTS {name}")
-            for statement in self.statements:
-                result = self.engine.run(statement)
-                if result is not None and hasattr(result, "fetchall"):
-                    result.fetchall()  # a SELECT in the script: run it to the end
-            present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
-            return {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in OUTPUT_TABLES
-                    if name in present}
+            return self.script.run(self.engine, con)
         finally:
             con.unregister("ticks")
+            con.unregister("funding")
 
-    def _publish_signals(self, signals: pa.Table, producer) -> None:
+    def _publish_alerts(self, alerts: pa.Table, producer) -> None:
         if self.options.print_signals:
-            for row in signals.to_pylist():
+            for row in alerts.to_pylist():
                 details = " ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k not in ("symbol", "ts", "signal"))
                 print(f"{row.get('ts')} {row.get('symbol')} {row.get('signal')} {details}", file=self.out, flush=True)
         if producer is not None and self.options.signals_topic:
-            produce_rows(producer, self.options.signals_topic, self.con, signals)
+            produce_rows(producer, self.options.signals_topic, self.con, alerts)
 
 
 def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return f"{v:.8g}" if isinstance(v, float) else str(v)  # prices keep their cents
 
 
 def _next_offsets(messages: list) -> dict[tuple[str, int], int]:
@@ -429,17 +425,15 @@ def _dead_letter(message, payload: bytes, reason: str) -> dict:
             "reason": reason, "payload": payload.decode(errors="replace")}
 
 
-def _late_letter(tick: pa.Table, mark: tuple[int, int]) -> dict:
-    """A late tick as a dead letter: its own event time and row, so that consuming its batch
-    again after a crash stores the same letter, not a second one."""
-    from cryptodb.ingest.messages import encode_rows
+def _carry_id(table: str) -> str:
+    return f"carry/{table}"
 
-    row = tick.to_pylist()[0]
-    return {"exchange": row["exchange"] or "kafka", "symbol": row["symbol"],
-            "ts": int(tick.column("ts").cast(pa.int64())[0].as_py()), "recv_ts": time.time_ns(),
-            "source": "live:order-policy",
-            "reason": f"late tick: at or before the last stored tick of {row['symbol']} (ts {mark[0]}, seq {mark[1]})",
-            "payload": encode_rows("ticks", tick.drop_columns(["recv_ts"]))[0].decode()}
+
+def _ipc_bytes(rows: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rows.schema) as writer:
+        writer.write_table(rows)
+    return sink.getvalue().to_pybytes()
 
 
 def _fault_injection() -> int | None:

@@ -1,0 +1,184 @@
+"""A mode script as live mode runs it, once per micro-batch.
+
+The script is the SQL `cryptodb run` runs over history; live mode reads a few things in it
+differently:
+
+- `COPY (query) TO 'store://name'`, which over history replaces store table `name`, appends the
+  batch's rows to it (written and committed with the kernel states and offsets);
+- the temp tables `features` and `signals` it leaves are appended to the store tables of those
+  names, and `signals` rows are alerts;
+- lines `-- @live VERB ARGUMENT` (comments to anything else) say what more the runner does:
+    `-- @live alerts T`    temp table T holds alerts (`symbol`, `ts`, `signal`, ...): printed as
+                           they happen, appended to store table T, produced to --signals-topic;
+    `-- @live carry T`     temp table T is kept with the kernel states at every commit and is
+                           there again when the next batch (or a restart) runs the script;
+    `-- @live lookback P`  the script evaluates instants over the books of several exchanges,
+                           quotes staying valid for its parameter P: `ticks` also holds the stored
+                           quotes those books need, and `since`/`since_by_symbol` say where each
+                           symbol's new instants start (cryptodb.live.books);
+- the variable `live` is true (`coalesce(getvariable('live'), false)` tells the two runs apart).
+
+Every batch sees `ticks` (the batch's new ticks, plus the lookback quotes) and `funding` (the
+batch's funding rows, or none) with the columns of the store's views.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from cryptodb.errors import CryptodbError
+from cryptodb.scripts import check_param_name, fill_placeholders, find_script
+
+DEFAULT_STORED = ("features", "signals")  # what sql/live.sql leaves, without directives
+DEFAULT_ALERTS = ("signals",)
+RUNNER_VARIABLES = ("live", "since", "since_by_symbol")  # set by the runner for lookback scripts
+_DIRECTIVE = re.compile(r"^[ \t]*--[ \t]*@live\b(.*)$", re.MULTILINE)
+_COPY_TO_STORE = re.compile(r"^\s*COPY\s+(?P<source>.+?)\s+TO\s+'store://(?P<name>[^']*)'\s*(?:\([^)]*\))?\s*;?\s*$",
+                            re.IGNORECASE | re.DOTALL)
+_COPY_TABLE = "live_copy_{}"  # the temp table a COPY to the store fills in live mode
+
+
+@dataclass
+class LiveOutputs:
+    stored: dict[str, pa.Table] = field(default_factory=dict)  # store table -> rows to append
+    alerts: dict[str, pa.Table] = field(default_factory=dict)  # alert table -> rows (also stored)
+    carried: dict[str, pa.Table] = field(default_factory=dict)  # temp table -> rows to keep
+
+
+@dataclass
+class LiveScript:
+    where: str
+    statements: list[str]
+    stored: tuple[str, ...]  # temp tables appended to the store table of the same name
+    copies: dict[str, str]  # store table -> the temp table its COPY fills
+    alerts: tuple[str, ...]
+    carried: tuple[str, ...]
+    lookback: str | None  # the parameter that bounds how old a quote may be
+    tolerance_ns: int | None = None  # its value
+
+    # -- one batch ----------------------------------------------------------------------
+    def run(self, engine, con: duckdb.DuckDBPyConnection) -> LiveOutputs:
+        for name in (*self.stored, *self.copies.values()):
+            con.execute(f"DROP TABLE IF EXISTS {name}")  # never append what an earlier batch left
+        for statement in self.statements:
+            result = engine.run(statement)
+            if result is not None and hasattr(result, "fetchall"):
+                result.fetchall()  # a SELECT in the script: run it to the end
+        present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+        out = LiveOutputs()
+        for name in self.stored:
+            if name in present:
+                out.stored[name] = con.sql(f"SELECT * FROM {name}").to_arrow_table()
+        for name, table in self.copies.items():
+            out.stored[name] = con.sql(f"SELECT * FROM {table}").to_arrow_table()
+        out.alerts = {name: out.stored[name] for name in self.alerts if name in out.stored}
+        out.carried = {name: con.sql(f"SELECT * FROM {name}").to_arrow_table()
+                       for name in self.carried if name in present}
+        return out
+
+    def restore(self, con: duckdb.DuckDBPyConnection, name: str, rows: pa.Table) -> None:
+        """Give a carried table back as the committed state left it (at a start)."""
+        con.register("live_carried_rows", rows)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM live_carried_rows")
+        finally:
+            con.unregister("live_carried_rows")
+
+
+def load_live_script(script: str, params: dict, con: duckdb.DuckDBPyConnection) -> LiveScript:
+    """Read `script`, set its parameters (and `live`) as variables on `con`, and turn it into the
+    statements live mode runs."""
+    where, text = find_script(script)
+    stored, alerts, carried, lookback = list(DEFAULT_STORED), list(DEFAULT_ALERTS), [], None
+    for m in _DIRECTIVE.finditer(text):
+        verb, argument = _directive(where, m.group(0).strip(), m.group(1).split())
+        if verb == "alerts":
+            alerts.append(argument)
+            stored.append(argument)
+        elif verb == "carry":
+            carried.append(argument)
+        else:
+            lookback = argument
+    if lookback is not None:
+        given = sorted(set(params) & set(RUNNER_VARIABLES))
+        if given:
+            raise CryptodbError(f"{where}: live mode sets {', '.join(given)} per batch itself: "
+                                f"drop --param {given[0]}")
+    for name, value in {**params, "live": True}.items():
+        con.execute(f"SET VARIABLE {check_param_name(name)} = ?", [value])
+    text = fill_placeholders(text, params, where)
+    statements, copies = [], {}
+    for s in con.extract_statements(text):
+        sql = s.query.strip().rstrip(";").strip()
+        m = _COPY_TO_STORE.match(_without_comments(sql))  # DuckDB leaves comments in a statement's text
+        if m:
+            name = m.group("name")
+            if not name.isidentifier():
+                raise CryptodbError(f"{where}: store table name {name!r} must be a plain identifier")
+            copies[name] = _COPY_TABLE.format(name)
+            sql = f"CREATE OR REPLACE TEMP TABLE {copies[name]} AS SELECT * FROM {m.group('source')}"
+        statements.append(sql)
+    twice = sorted(set(copies) & set(stored))
+    if twice:
+        raise CryptodbError(f"{where}: store table {twice[0]} is written by a COPY and left as a temp table")
+    live = LiveScript(where, statements, tuple(dict.fromkeys(stored)), copies, tuple(dict.fromkeys(alerts)),
+                      tuple(dict.fromkeys(carried)), lookback)
+    if lookback is not None:
+        live.tolerance_ns = _tolerance_ns(live, con)
+    return live
+
+
+def _without_comments(sql: str) -> str:
+    """`sql` without its -- and /* */ comments (quoted text kept as it is)."""
+    out, i, n = [], 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"":
+            end = i + 1
+            while end < n and not (sql[end] == c and sql[end + 1: end + 2] != c):
+                end += 2 if sql[end] == c else 1  # a doubled quote stays inside
+            out.append(sql[i: end + 1])
+            i = end + 1
+        elif sql.startswith("--", i):
+            i = sql.find("\n", i) if "\n" in sql[i:] else n
+        elif sql.startswith("/*", i):
+            i = sql.find("*/", i + 2) + 2 if "*/" in sql[i + 2:] else n
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _directive(where: str, line: str, words: list[str]) -> tuple[str, str]:
+    verbs = ("alerts", "carry", "lookback")
+    if len(words) != 2 or words[0] not in verbs:
+        raise CryptodbError(f"{where}: `{line}`: write `-- @live VERB NAME` with VERB one of {', '.join(verbs)}")
+    if not words[1].isidentifier():
+        raise CryptodbError(f"{where}: `{line}`: {words[1]!r} is not a plain name")
+    return words[0], words[1]
+
+
+def _tolerance_ns(live: LiveScript, con: duckdb.DuckDBPyConnection) -> int:
+    """The lookback parameter's value: the script's `SET VARIABLE` statements give parameters their
+    defaults, so they run once here (a bad value fails now, not in the first batch)."""
+    for sql in live.statements:
+        m = re.match(r"\s*SET\s+VARIABLE\s+(\w+)", _without_comments(sql), re.IGNORECASE)
+        if m:
+            try:
+                con.execute(sql)
+            except duckdb.Error as e:
+                first = str(e).splitlines()[0]
+                raise CryptodbError(f"{live.where}: parameter {m.group(1)}: {first}") from None
+    name = live.lookback
+    try:
+        value = con.sql(f"SELECT round(epoch(getvariable('{name}')::INTERVAL) * 1e9)::BIGINT").fetchall()[0][0]
+    except duckdb.Error:
+        value = None
+    if value is None or value < 0:
+        raise CryptodbError(f"{live.where}: `-- @live lookback {name}` needs {name}, a non-negative INTERVAL "
+                            f"(--param {name}='500 milliseconds')")
+    return int(value)
