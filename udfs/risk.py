@@ -301,16 +301,23 @@ def _tail_core(start, rows, gid, ts, x, rows_n, span_ns, alpha, var_col, cvar_co
         while k < nl and srt[g, k] <= qv:
             total += srt[g, k]
             k += 1
-        if k == nl and nl < m:  # ties of qv may continue beyond the set: count them in the ring
-            k = 0
-            total = 0.0
+        if k == nl and nl < m:
+            # Ties of qv may continue beyond the set (its largest member is then qv itself): they
+            # come last in sorted order, so they are added last, one by one. The sum is then the
+            # same whatever the set's size, which differs between one pass and resumed batches.
+            ties = 0
             j = head[g]
             for _ in range(m):
-                w = buf[g, j, 0]
-                if w <= qv:
-                    total += w
-                    k += 1
+                if buf[g, j, 0] == qv:
+                    ties += 1
                 j = j + 1 if j + 1 < cap else 0
+            i = nl - 1
+            while i >= 0 and srt[g, i] == qv:
+                ties -= 1
+                i -= 1
+            for _ in range(ties):
+                total += qv
+                k += 1
         out[r, cvar_col] = -total / k
     return len(rows)
 
