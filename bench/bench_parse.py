@@ -1,6 +1,6 @@
 """Collector parse throughput: exchange ticker messages -> normalised Arrow batches, on one core.
 
-    python bench/bench_parse.py [--messages N] [--repeat R] [--batch B]
+    python bench/bench_parse.py [--messages N] [--repeat R] [--batch B] [--exchanges coinbase,kraken]
 
 Builds N realistic frames per exchange (14 products, prices moving, nanosecond timestamps rising,
 sequence numbers counting) as the WebSocket delivers them (text), then times `parser.parse` on
@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=500_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch", type=int, default=50_000, help="frames between take() (the collector's flush)")
+    ap.add_argument("--exchanges", default="coinbase,binance,kraken", help="comma-separated, default all three")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     cases = [("coinbase", "ticker", coinbase_frames), ("binance", "bookTicker", binance_frames),
@@ -102,6 +103,8 @@ def main() -> None:
     print("| exchange | channel | messages | bytes/msg | CPU seconds | messages/s |")
     print("|---|---|---:|---:|---:|---:|")
     for exchange, channel, make in cases:
+        if exchange not in args.exchanges.split(","):
+            continue
         frames = make(args.messages, rng)
         size = sum(map(len, frames)) / len(frames)
         run(exchange, frames[:10_000], args.batch)  # warm the caches (symbols, seconds)

@@ -83,16 +83,28 @@ class _Unexpected(ValueError):
     pass
 
 
+def _tickers_of(events: list[Event]) -> list[Ticker] | None:
+    """The tickers of several events in order (a message usually has one); None if one has none."""
+    out = []
+    for ev in events:
+        if ev.tickers is None:
+            return None
+        out += ev.tickers
+    return out
+
+
 class CoinbaseParser(Parser):
     exchange = "coinbase"
     tables = ("ticks", "trades", "book")
+    # Ticker times are read when the rows are taken. Trades and book updates are read at once:
+    # a trade id is remembered only for a trade that is kept, and a lost book update must ask
+    # for a fresh snapshot as soon as it is seen.
+    text_times = ("ticks",)
 
     def __init__(self, recent_trades: int = 100_000):
         super().__init__(recent_trades)
         self._ticks = self.buffers["ticks"]
-        self._handlers = {
-            "ticker": self._tickers,
-            "ticker_batch": self._tickers,
+        self._handlers = {  # tickers are read in parse() itself
             "market_trades": self._trades,
             "l2_data": self._book,
         }
@@ -102,13 +114,40 @@ class CoinbaseParser(Parser):
             msg = _decode(frame)
         except DecodeError as e:
             return self._dead(frame, recv_ns, source, reason(e), e)
-        handler = self._handlers.get(msg.channel)
-        if handler is not None:
-            try:
+        channel = msg.channel
+        try:
+            if channel == "ticker" or channel == "ticker_batch":
+                # The hot path (every match on every product), written out here rather than called:
+                # locals only, one tuple per ticker, the envelope's time kept as text (the buffer
+                # reads them all at once).
+                buf = self._ticks
+                rows, origins = buf.rows, buf.origins
+                mark = len(rows)
+                symbols = self._symbols
+                text, seq = msg.timestamp, msg.sequence_num
+                key = None
+                events = msg.events
+                tickers = events[0].tickers if len(events) == 1 else _tickers_of(events)
+                if tickers is None:
+                    raise _Unexpected(f"{channel} event without tickers")
+                try:
+                    for t in tickers:
+                        key = symbols.get(t.product_id) or self.symbol(t.product_id)
+                        rows.append((key, None, recv_ns, seq, t.price, t.last_size, t.best_bid, t.best_ask,
+                                     t.best_bid_quantity, t.best_ask_quantity, text))
+                        origins.append(frame)
+                except Exception:
+                    buf.rollback(mark)
+                    raise
+                if source != buf.source:
+                    buf.source_from(mark, source)
+                return (DATA, seq, None, "ticks", key, None)
+            handler = self._handlers.get(channel)
+            if handler is not None:
                 return handler(msg, recv_ns)
-            except (_Unexpected, TimestampError, SymbolError) as e:
-                self.dead_letter(frame, recv_ns, source, why := f"unexpected message: {e}")
-                return (DEAD, msg.sequence_num, None, _CHANNEL_TABLE[msg.channel], None, why)
+        except (_Unexpected, TimestampError, SymbolError) as e:
+            self.dead_letter(frame, recv_ns, source, why := f"unexpected message: {e}")
+            return (DEAD, msg.sequence_num, None, _CHANNEL_TABLE[channel], None, why)
         if msg.channel == "heartbeats":
             counter = msg.events[0].heartbeat_counter if msg.events else None
             return (HEARTBEAT, msg.sequence_num, counter, None, None, None)
@@ -133,28 +172,6 @@ class CoinbaseParser(Parser):
                 return parsed
             return (DEAD, env.sequence_num, None, _CHANNEL_TABLE.get(env.channel), None, why)
         return parsed
-
-    def _tickers(self, msg: Message, recv_ns: int) -> Parsed:
-        # The hot path (every match on every product): locals only, one tuple per ticker.
-        rows = self._ticks.rows
-        mark = len(rows)
-        symbols = self._symbols
-        ts = rfc3339_ns(msg.timestamp)
-        seq = msg.sequence_num
-        key = None
-        try:
-            for ev in msg.events:
-                tickers = ev.tickers
-                if tickers is None:
-                    raise _Unexpected(f"{msg.channel} event without tickers")
-                for t in tickers:
-                    key = symbols.get(t.product_id) or self.symbol(t.product_id)
-                    rows.append((key, ts, recv_ns, seq, t.price, t.last_size, t.best_bid, t.best_ask,
-                                 t.best_bid_quantity, t.best_ask_quantity))
-        except Exception:
-            del rows[mark:]
-            raise
-        return (DATA, seq, None, "ticks", key, None)
 
     def _trades(self, msg: Message, recv_ns: int) -> Parsed:
         # Parse every trade before remembering any id: a message that fails half way must leave

@@ -324,9 +324,21 @@ class Collector:
             # Taken here, in the loop's thread, so no frame is parsed half into one batch.
             tables = self.parser.take()
             raw, self._raw = self._raw, {}
+            if self.parser.rejected_on_take:
+                raw = self._drop_unreadable(raw)
             if tables or raw or final:
                 await asyncio.to_thread(self._deliver, tables, raw, final)
             self._refresh_stats()
+
+    def _drop_unreadable(self, raw: dict) -> dict:
+        """Messages the parser found unreadable only when taking the rows (a ticker's time) are dead
+        letters now: their raw envelopes, queued when they looked fine, are not sent either."""
+        unreadable = set()
+        for source, frame, why in self.parser.rejected_on_take:
+            log.warning("%s: dead letter: %s", source, why)
+            unreadable.add(frame.encode() if isinstance(frame, str) else frame)
+        return {table: [(key, payload) for key, payload in messages if payload not in unreadable]
+                for table, messages in raw.items()}
 
     def _deliver(self, tables: dict, raw: dict, final: bool) -> None:
         """In a worker thread, one at a time: hand everything to the sinks and make it durable.

@@ -56,11 +56,15 @@ class Parser:
 
     exchange = ""
     tables: tuple[str, ...] = ()
+    # Tables whose rows may carry their event time as RFC3339 text, read at take() (see buffers).
+    text_times: tuple[str, ...] = ()
 
     def __init__(self, recent_trades: int = 100_000):
-        names = (*self.tables, DEAD_LETTERS.name)
-        self.buffers = {name: TableBuffer(TABLES[name], self.exchange) for name in names}
-        self.dead_letters = self.buffers[DEAD_LETTERS.name]
+        self.buffers = {name: TableBuffer(TABLES[name], self.exchange, name in self.text_times)
+                        for name in self.tables}
+        self.dead_letters = self.buffers[DEAD_LETTERS.name] = TableBuffer(DEAD_LETTERS, self.exchange)
+        # (source, frame, reason) of the messages the last take() found unreadable and dead-lettered.
+        self.rejected_on_take: list[tuple[str, str | bytes, str]] = []
         self.trade_ids = RecentKeys(recent_trades)
         self.duplicates = 0  # trades dropped as repeats
         self.dead = 0  # dead letters written
@@ -102,12 +106,24 @@ class Parser:
         return sum(len(b) for b in self.buffers.values())
 
     def take(self) -> dict[str, pa.Table]:
-        """Every buffered row, per table; the buffers empty."""
+        """Every buffered row, per table; the buffers empty. A message found unreadable only now (its
+        time, see buffers) is left out of its table and written to dead_letters, like one refused by
+        parse(), and listed in `rejected_on_take` until the next take."""
         out = {}
+        self.rejected_on_take = []
         for name, buf in self.buffers.items():
+            if buf is self.dead_letters:
+                continue
             table = buf.take()
-            if table is not None:
+            for frame, source, recv_ns, why in buf.rejected:
+                reason = f"unexpected message: {why}"
+                self.dead_letter(frame, recv_ns, source, reason)
+                self.rejected_on_take.append((source, frame, reason))
+            if table is not None and table.num_rows:
                 out[name] = table
+        dead = self.dead_letters.take()
+        if dead is not None:
+            out[DEAD_LETTERS.name] = dead
         return out
 
 

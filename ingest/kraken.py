@@ -48,6 +48,19 @@ class Trade(msgspec.Struct, gc=False):
     timestamp: str
 
 
+class TickerMessage(msgspec.Struct, gc=False, tag_field="channel", tag="ticker"):
+    data: list[Ticker]
+    type: str | None = None
+
+
+class TradeMessage(msgspec.Struct, gc=False, tag_field="channel", tag="trade"):
+    data: list[Trade]
+    type: str | None = None
+
+
+# Data messages are decoded in one pass, by their channel; anything else (control messages, and
+# data that does not fit) is decoded again as a Message, which says what it is or why it is refused.
+_decode_data = decoder(TickerMessage | TradeMessage, numbers_as_strings=False).decode
 _decode_message = decoder(Message, numbers_as_strings=False).decode
 _decode_tickers = decoder(list[Ticker], numbers_as_strings=False).decode
 _decode_trades = decoder(list[Trade], numbers_as_strings=False).decode
@@ -57,8 +70,27 @@ _SIDE = {"buy": 1, "sell": -1}
 class KrakenParser(Parser):
     exchange = "kraken"
     tables = ("ticks", "trades")
+    # Ticker times are read when the rows are taken; trade times at once, because a trade id is
+    # remembered only for a trade that is kept.
+    text_times = ("ticks",)
+
+    def __init__(self, recent_trades: int = 100_000):
+        super().__init__(recent_trades)
+        self._ticks = self.buffers["ticks"]
 
     def parse(self, frame: str | bytes, recv_ns: int, source: str) -> Parsed:
+        try:
+            data = _decode_data(frame)
+        except DecodeError:
+            return self._not_data(frame, recv_ns, source)
+        try:
+            if type(data) is TickerMessage:
+                return self._tickers(data.data, recv_ns, frame, source)
+            return self._trades(data.data, recv_ns)
+        except (TimestampError, SymbolError) as e:
+            return self.dead_letter(frame, recv_ns, source, reason(e))
+
+    def _not_data(self, frame: str | bytes, recv_ns: int, source: str) -> Parsed:
         try:
             msg = _decode_message(frame)
         except DecodeError as e:
@@ -66,7 +98,7 @@ class KrakenParser(Parser):
         channel = msg.channel
         try:
             if channel == "ticker" and msg.data:
-                return self._tickers(_decode_tickers(msg.data), recv_ns)
+                return self._tickers(_decode_tickers(msg.data), recv_ns, frame, source)
             if channel == "trade" and msg.data:
                 return self._trades(_decode_trades(msg.data), recv_ns)
         except (DecodeError, TimestampError, SymbolError) as e:
@@ -83,14 +115,20 @@ class KrakenParser(Parser):
             return (INFO, None, None, None, None, None)
         return self.dead_letter(frame, recv_ns, source, f"unexpected message on channel {channel!r}")
 
-    def _tickers(self, tickers: list[Ticker], recv_ns: int) -> Parsed:
+    def _tickers(self, tickers: list[Ticker], recv_ns: int, frame: str | bytes, source: str) -> Parsed:
         rows = []
         for t in tickers:
-            ts = rfc3339_ns(t.timestamp) if t.timestamp is not None else recv_ns
-            # Kraken numbers no ticker updates: seq 0 makes the repeat of a ticker in a resubscribe
-            # snapshot (same symbol, same time) a duplicate the store drops.
-            rows.append((self.symbol(t.symbol), ts, recv_ns, 0, t.last, None, t.bid, t.ask, t.bid_qty, t.ask_qty))
-        self.buffers["ticks"].rows.extend(rows)
+            # The time stays text until the rows are taken (see buffers); without one, the receive
+            # time stands in. Kraken numbers no ticker updates: seq 0 makes the repeat of a ticker in
+            # a resubscribe snapshot (same symbol, same time) a duplicate the store drops.
+            text = t.timestamp
+            rows.append((self.symbol(t.symbol), recv_ns if text is None else None, recv_ns, 0, t.last, None,
+                         t.bid, t.ask, t.bid_qty, t.ask_qty, text))
+        buf = self._ticks
+        if source != buf.source:
+            buf.source_from(len(buf.rows), source)
+        buf.rows += rows
+        buf.origins += [frame] * len(rows)
         return (DATA, None, None, "ticks", rows[0][0] if rows else None, None)
 
     def _trades(self, trades: list[Trade], recv_ns: int) -> Parsed:

@@ -148,8 +148,11 @@ def _envelope_rows(parser, payload, recv_ns: int | None) -> tuple[str, list[dict
     kind, *_, detail = parser.parse(payload, recv_ns, "kafka")
     if kind == DEAD:
         raise MessageError(str(detail))
+    taken = parser.take()
+    if parser.rejected_on_take:  # found unreadable only when taken (a ticker's time)
+        raise MessageError(parser.rejected_on_take[0][2])
     rows = []
-    for table, data in parser.take().items():
+    for table, data in taken.items():
         if table in TABLES and table != "dead_letters":
             ints = data.cast(pa.schema([(f.name, _wire_type(f.type)) for f in data.schema]))
             rows += [(table, row) for row in ints.to_pylist()]
@@ -312,9 +315,17 @@ def _decode_slow(batch: _Batch, payloads: Sequence[bytes], slow: list[int], recv
         wire = pa.schema([(c.name, _wire_type(c.type)) for c in TABLES[table].columns])
         batch.add(table, pa.Table.from_pylist(rows, schema=wire), [r["_index"] for r in rows])
     if parser is not None:
-        for table, rows in parser.take().items():
-            if table != "dead_letters":
-                batch.add(table, rows, envelope_index[table])
+        taken = parser.take()
+        # Messages found unreadable only when taken (a ticker's time) are left out of the tables:
+        # reject them, and drop their positions from the index of the rows that remain.
+        unreadable = {frame: why for _, frame, why in parser.rejected_on_take}
+        for table, index in envelope_index.items():
+            if unreadable:
+                for i in sorted({i for i in index if payloads[i] in unreadable}):
+                    batch.reject(i, payloads[i], unreadable[payloads[i]])
+                index[:] = [i for i in index if payloads[i] not in unreadable]
+            if table in taken:
+                batch.add(table, taken[table], index)
 
 
 def decode_batch(payloads: Sequence[bytes], recv_ns: Sequence[int] | None = None) -> DecodedBatch:

@@ -219,6 +219,40 @@ def test_coinbase_malformed_and_unexpected_messages_go_to_dead_letters(db):
     assert (stats.dead_letters, stats.gaps, stats.reconnects) == (4, 0, 0)
 
 
+@pytest.mark.parametrize("raw", [False, True])
+def test_coinbase_ticker_with_a_bad_time_is_a_dead_letter_and_its_batch_is_kept(db, raw):
+    """Ticker times are read when a flush takes the rows: a bad one is found then, and its message
+    still goes to dead_letters whole (payload, reason), is not sent on raw, and costs no other row."""
+    sent = []
+
+    class RawRows(StoreSink):  # rows (and dead letters) to the store, envelopes kept here
+        def write_raw(self, table, messages):
+            sent.extend(payload for _, payload in messages)
+
+    async def scenario(c):
+        await c.accept_subscriptions(2)
+        await c.ticker(T0, [coinbase_ticker("BTC-USD", "10", "9", "11", "1", "1")])
+        await c.ticker("2026-02-30T00:00:00.5Z", [coinbase_ticker("BTC-USD", "12", "11", "13", "1", "1"),
+                                                  coinbase_ticker("ETH-USD", "2", "1", "3", "1", "1")])
+        await c.ticker("2026-01-02T03:04:06.5Z", [coinbase_ticker("ETH-USD", "20", "19", "21", "1", "1")])
+        await c.sync()
+        c.finish()
+
+    with CoinbaseServer([scenario]) as server:
+        stats = collect_until_done(server, "coinbase", RawRows(db.store), products=["BTC-USD", "ETH-USD"],
+                                   settings={"raw": raw})
+    if raw:
+        assert [json.loads(p)["sequence_num"] for p in sent] == [2, 4]
+        assert stored(db, "ticks", "price") == []
+    else:
+        assert stored(db, "ticks", "symbol, ts, seq, price") == [("BTC-USD", ns(T0), 2, 10.0),
+                                                                 ("ETH-USD", ns("2026-01-02T03:04:06.5"), 4, 20.0)]
+    (dead,) = stored(db, "dead_letters", "symbol, source, reason, payload")
+    assert dead[:3] == (UNKNOWN_SYMBOL, "coinbase", "unexpected message: not an RFC3339 time: '2026-02-30T00:00:00'")
+    assert json.loads(dead[3])["sequence_num"] == 3 and json.loads(dead[3])["timestamp"] == "2026-02-30T00:00:00.5Z"
+    assert (stats.dead_letters, stats.gaps) == (1, 0)
+
+
 def test_dead_letters_go_to_a_file_when_rows_go_elsewhere(tmp_path):
     """The Kafka case: rows to one sink, dead letters to a JSON-lines file."""
 

@@ -6,6 +6,7 @@ own datetime parser), never taken from the parsers' output.
 
 import json
 import random
+import weakref
 
 import numpy as np
 import pyarrow as pa
@@ -27,8 +28,17 @@ def ns(text: str) -> int:
     return int(np.datetime64(text.rstrip("Z"), "ns").astype("int64"))
 
 
+_taken = weakref.WeakKeyDictionary()  # parser -> {table: rows taken so far}
+
+
 def rows(parser, table: str) -> list[tuple]:
-    return list(parser.buffers[table].rows)
+    """Every row `parser` has handed out for `table` (through take(), as a sink gets them): tuples in
+    column order without `exchange`, times as integer nanoseconds."""
+    taken = _taken.setdefault(parser, {})
+    for name, t in parser.take().items():
+        columns = [c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c for c in t.columns[1:]]
+        taken.setdefault(name, []).extend(zip(*(c.to_pylist() for c in columns)))
+    return list(taken.get(table, []))
 
 
 # -- RFC3339 -----------------------------------------------------------------------------------------
@@ -99,6 +109,20 @@ def test_coinbase_ticker_without_52_week_fields_and_with_last_size():
         cb_ticker(low_52_w=None, high_52_w=None, last_size="0.00125")]}])
     assert p.parse(frame, RECV, "coinbase")[0] == DATA
     assert rows(p, "ticks")[0][4:6] == (21932.98, 0.00125)
+
+
+def test_coinbase_ticker_message_of_several_events_and_one_without_tickers():
+    p = coinbase.FEED.parser()
+    two = cb_envelope("ticker", [{"type": "update", "tickers": [cb_ticker("BTC-USD", price="1")]},
+                                 {"type": "update", "tickers": [cb_ticker("ETH-USD", price="2"),
+                                                                cb_ticker("SOL-USD", price="3")]}], seq=3)
+    assert p.parse(two, RECV, "coinbase")[:5] == (DATA, 3, None, "ticks", "SOL-USD")
+    broken = cb_envelope("ticker", [{"type": "update", "tickers": [cb_ticker()]}, {"type": "update"}], seq=4)
+    assert p.parse(broken, RECV, "coinbase")[:4] == (DEAD, 4, None, "ticks")
+    assert p.parse(cb_envelope("ticker", [], seq=5), RECV, "coinbase")[:5] == (DATA, 5, None, "ticks", None)
+    assert [(r[0], r[3], r[4]) for r in rows(p, "ticks")] == [("BTC-USD", 3, 1.0), ("ETH-USD", 3, 2.0),
+                                                               ("SOL-USD", 3, 3.0)]
+    assert rows(p, "dead_letters")[0][4] == "unexpected message: ticker event without tickers"
 
 
 def test_coinbase_ticker_batch_has_no_book_and_leaves_it_null():
