@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from cryptodb.ingest.schema import TABLES
 from cryptodb.scripts import check_param_name, fill_placeholders, find_script
 from cryptodb.store import AppendResult, ParquetStore
 
+READER_LOCK_WAIT_S = 3.0  # how long a read-only open waits out a writer's brief hold of the catalog
 log = logging.getLogger("cryptodb")
 
 # Statement types whose results a script shows; the rest change things and return a count.
@@ -93,13 +95,21 @@ class Database:
             catalog.install(con, self.store)
             self._add_script_functions(con)
             return con
-        try:
-            con = duckdb.connect(str(self.path), read_only=self.read_only,
-                                 config={"storage_compatibility_version": catalog.STORAGE_VERSION})
-        except duckdb.Error as e:
-            if is_lock_error(e):
-                raise lock_error(self.path, e, self.read_only) from None
-            raise
+        waited = 0.0
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=self.read_only,
+                                     config={"storage_compatibility_version": catalog.STORAGE_VERSION})
+                break
+            except duckdb.Error as e:
+                if not is_lock_error(e):
+                    raise
+                # A writer that never keeps the catalog open (live mode adds its views in a
+                # moment, then lets go) is waited for; one that keeps it is named.
+                if not self.read_only or waited >= READER_LOCK_WAIT_S:
+                    raise lock_error(self.path, e, self.read_only) from None
+                time.sleep(0.05)
+                waited += 0.05
         if not self.read_only:
             if catalog.needs_install(con, self.store):
                 catalog.install(con, self.store)

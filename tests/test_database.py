@@ -125,6 +125,30 @@ def test_locked_database_names_the_holder(db_path):
         holder.wait(timeout=30)
 
 
+def test_a_reader_waits_out_a_writers_brief_hold(db_path):
+    """Live mode opens the catalog read-write for a moment to add views; a reader arriving then
+    waits for it (cryptodb.database.READER_LOCK_WAIT_S) instead of failing."""
+    cryptodb.connect(db_path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time, cryptodb
+            d = cryptodb.connect({str(db_path)!r})
+            d.sql("SELECT 1").fetchall()
+            print("ready", flush=True)
+            time.sleep(0.5)
+            d.close()
+            time.sleep(30)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with cryptodb.connect(db_path, read_only=True) as d:
+            assert d.sql("SELECT 42").fetchall() == [(42,)]
+        assert holder.poll() is None  # the writer's process still runs: it let go of the file only
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+
 def test_info_counts(db):
     db.insert_ticks(make_ticks(20))
     db.insert_ticks(make_ticks(7, "SOL-USD"))

@@ -143,6 +143,11 @@ class DuckDBBackend(StateBackend):
             if is_lock_error(e):  # another `cryptodb live` on the same database
                 raise lock_error(path, e, read_only=False) from None
             raise
+        # A batch rewrites a few hundred states (~1 MB of WAL). At DuckDB's default 16 MB threshold
+        # every ~20th commit checkpointed the whole state table: 0.8 s, where a commit takes
+        # 15 ms (measured with 40K states of 2 KB). Checkpoints now come every few hundred batches,
+        # and at close; a crash replays at most that much WAL on the next start.
+        self.con.execute("SET checkpoint_threshold = '256MB'")
         columns = {c for (c,) in self.con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE table_name = 'watermarks'").fetchall()}
         if columns and "exchange" not in columns:
