@@ -42,6 +42,9 @@ log = logging.getLogger("cryptodb")
 SCHEMA_FILE = "_schema.parquet"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 ROW_GROUP_ROWS = 1 << 20
+# Files written at once by one append: a live batch writes a small file per symbol and day, and
+# creating a file costs ~2 ms here whatever its size; two to four at a time halved 1,000 of them.
+WRITE_THREADS = 4
 NS_PER_DAY = 86_400_000_000_000
 
 
@@ -221,15 +224,20 @@ class ParquetStore:
 
         with self._write_lock():
             current = self._current(table)
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
-                part = data.slice(lo, hi - lo)
+
+            def write(bounds: tuple[int, int]) -> tuple[Path | None, int]:
+                part = data.slice(bounds[0], bounds[1] - bounds[0])
                 symbol = part.column("symbol")[0].as_py()
                 date = part.column("__date")[0].as_py().isoformat()
-                part = part.drop_columns(["__date"])
-                part = self._without_stored(spec, current, symbol, date, part)
-                if part.num_rows:
-                    result.files.append(self._write_file(spec, current, symbol, date, part, "part"))
-                    result.rows_written += part.num_rows
+                part = self._without_stored(spec, current, symbol, date, part.drop_columns(["__date"]))
+                if not part.num_rows:
+                    return None, 0
+                return self._write_file(spec, current, symbol, date, part, "part"), part.num_rows
+
+            for path, rows in concurrently(write, list(zip(bounds[:-1], bounds[1:]))):
+                if path is not None:
+                    result.files.append(path)
+                    result.rows_written += rows
         result.duplicates = result.rows_in - result.rows_written
         if result.duplicates:
             log.info("%s: dropped %d duplicate row(s)", table, result.duplicates)
@@ -339,6 +347,10 @@ class ParquetStore:
         for path, part in self._derived_files(version, data, uuid.uuid4().hex[:12]):
             self.write_file(path, part)
 
+    def write_files(self, planned: list[tuple[Path, pa.Table]]) -> None:
+        """`write_file` for each (path, rows), several at once."""
+        concurrently(lambda item: self.write_file(*item), planned)
+
     def write_file(self, path: Path, part: pa.Table) -> None:
         """Write one Parquet file atomically: a staging name, then a rename into place."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -413,3 +425,13 @@ class ParquetStore:
 
     def symbols(self, table: str = "ticks") -> list[str]:
         return sorted({f.symbol for f in self.files(table)})
+
+
+def concurrently(fn, items: list) -> list:
+    """fn over items on a few threads (Parquet writing releases the GIL), results in order."""
+    if len(items) < 2:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(WRITE_THREADS, len(items))) as pool:
+        return list(pool.map(fn, items))

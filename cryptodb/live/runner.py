@@ -302,8 +302,7 @@ class LiveRunner:
         for name, rows in outputs.stored.items():
             planned += self.store.plan_append_derived(name, rows, f"live-{tag}")
         self.backend.begin([str(path) for path, _ in planned])
-        for path, rows in planned:
-            self.store.write_file(path, rows)
+        self.store.write_files(planned)
         if self._fail_at == number:
             import os
 
