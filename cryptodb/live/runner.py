@@ -247,8 +247,13 @@ class LiveRunner:
         batch, error = [], None
         deadline = None
         while len(batch) < self.options.batch_rows:
-            wait = 0.2 if deadline is None else max(0.0, deadline - time.monotonic())
-            got = consumer.consume(self.options.batch_rows - len(batch), timeout=wait)
+            if deadline is None:
+                # The first message starts the batch's clock: ask for one, which returns as soon as
+                # one is there (asking for batch_rows waited out the whole timeout: 200 ms a batch).
+                got = consumer.consume(1, timeout=0.2)
+            else:
+                got = consumer.consume(self.options.batch_rows - len(batch),
+                                       timeout=max(0.0, deadline - time.monotonic()))
             for m in got:
                 if m.error() is None:
                     batch.append(m)
