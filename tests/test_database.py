@@ -102,18 +102,23 @@ def test_read_only_on_missing_database(tmp_path):
         cryptodb.connect(tmp_path / "nope.duckdb", read_only=True)
 
 
-def test_locked_database_names_the_holder(db_path):
+def catalog_holder(db_path, then: str) -> subprocess.Popen:
+    """Another process that opens the catalog read-write, prints "ready", then runs `then`."""
     cryptodb.connect(db_path).close()
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
-            import sys, cryptodb
+            import sys, time, cryptodb
             d = cryptodb.connect({str(db_path)!r})
             d.sql("SELECT 1").fetchall()
             print("ready", flush=True)
-            sys.stdin.read()
-        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        """) + textwrap.dedent(then)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "ready"
+    return holder
+
+
+def test_locked_database_names_the_holder(db_path):
+    holder = catalog_holder(db_path, "sys.stdin.read()")
     try:
-        assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(DatabaseLockedError) as e:
             cryptodb.connect(db_path, read_only=True).sql("SELECT 1")
         assert f"process {holder.pid}" in str(e.value) and "python" in str(e.value)
@@ -128,19 +133,12 @@ def test_locked_database_names_the_holder(db_path):
 def test_a_reader_waits_out_a_writers_brief_hold(db_path):
     """Live mode opens the catalog read-write for a moment to add views; a reader arriving then
     waits for it (cryptodb.database.READER_LOCK_WAIT_S) instead of failing."""
-    cryptodb.connect(db_path).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import time, cryptodb
-            d = cryptodb.connect({str(db_path)!r})
-            d.sql("SELECT 1").fetchall()
-            print("ready", flush=True)
-            time.sleep(0.5)
-            d.close()
-            time.sleep(30)
-        """)], stdout=subprocess.PIPE, text=True)
+    holder = catalog_holder(db_path, """
+        time.sleep(0.5)
+        d.close()
+        time.sleep(30)
+    """)
     try:
-        assert holder.stdout.readline().strip() == "ready"
         with cryptodb.connect(db_path, read_only=True) as d:
             assert d.sql("SELECT 42").fetchall() == [(42,)]
         assert holder.poll() is None  # the writer's process still runs: it let go of the file only
