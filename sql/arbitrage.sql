@@ -72,27 +72,25 @@ SET VARIABLE spot_symbol   = getvariable('spot_symbol');                 -- NULL
 SET VARIABLE tolerance_ns  = round(epoch(getvariable('tolerance')) * 1e9)::BIGINT;
 SET VARIABLE quotes_from   = getvariable('since') - getvariable('tolerance');
 
-CREATE OR REPLACE TEMP VIEW arb_quotes AS
+-- Quotes of the chosen symbols and exchanges, at any time.
+CREATE OR REPLACE TEMP VIEW arb_market_quotes AS
 SELECT exchange, symbol, ts, coalesce(seq, 0) AS seq, bid, ask
-FROM ticks
-WHERE ts >= getvariable('quotes_from') AND ts < getvariable('until')
-  AND bid IS NOT NULL AND ask IS NOT NULL
-  AND (getvariable('symbols') = '*'
-       OR list_contains(string_split(replace(getvariable('symbols'), ' ', ''), ','), symbol))
-  AND (getvariable('exchanges') = '*'
-       OR list_contains(string_split(replace(getvariable('exchanges'), ' ', ''), ','), exchange));
-
--- Every exchange that quotes a symbol, also before the quotes the books read: one whose quotes went
--- stale still has a book, an empty one, which ends the runs it was part of. (Over history that only
--- adds empty books; live, it ends a run that spans batches when its exchange falls silent.)
-CREATE OR REPLACE TEMP TABLE arb_venues AS
-SELECT DISTINCT symbol, exchange
 FROM ticks
 WHERE bid IS NOT NULL AND ask IS NOT NULL
   AND (getvariable('symbols') = '*'
        OR list_contains(string_split(replace(getvariable('symbols'), ' ', ''), ','), symbol))
   AND (getvariable('exchanges') = '*'
        OR list_contains(string_split(replace(getvariable('exchanges'), ' ', ''), ','), exchange));
+
+CREATE OR REPLACE TEMP VIEW arb_quotes AS
+SELECT * FROM arb_market_quotes
+WHERE ts >= getvariable('quotes_from') AND ts < getvariable('until');
+
+-- Every exchange that quotes a symbol, also before the quotes the books read: one whose quotes went
+-- stale still has a book, an empty one, which ends the runs it was part of. (Over history that only
+-- adds empty books; live, it ends a run that spans batches when its exchange falls silent.)
+CREATE OR REPLACE TEMP TABLE arb_venues AS
+SELECT DISTINCT symbol, exchange FROM arb_market_quotes;
 
 CREATE OR REPLACE TEMP TABLE arb_fees AS
 WITH given AS (
