@@ -6,17 +6,21 @@ Builds N realistic frames per exchange (14 products, prices moving, nanosecond t
 sequence numbers counting) as the WebSocket delivers them (text), then times `parser.parse` on
 every frame plus `parser.take()` (the Arrow tables handed to a sink) every B frames. No network:
 this is the per-message cost the connection loop adds, measured in CPU seconds of the one thread
-(other work on the machine does not count). Best of R runs; prints a Markdown table.
+(other work on the machine does not count), with the garbage collector set as the collector sets
+it while it runs (`collecting_gc`; `--default-gc` leaves Python's default). Best of R runs; prints
+a Markdown table.
 The goal is 200,000 Coinbase ticker messages/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 
 import numpy as np
+from cryptodb.ingest.collection_gc import collecting_gc
 from cryptodb.ingest.feed import DATA, get_feed
 from cryptodb.ingest.generator import SEED_PRODUCTS
 
@@ -96,7 +100,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch", type=int, default=50_000, help="frames between take() (the collector's flush)")
     ap.add_argument("--exchanges", default="coinbase,binance,kraken", help="comma-separated, default all three")
+    ap.add_argument("--default-gc", action="store_true", help="Python's default GC thresholds, not the collector's")
     args = ap.parse_args()
+    with contextlib.nullcontext() if args.default_gc else collecting_gc():
+        _table(args)
+
+
+def _table(args) -> None:
     rng = np.random.default_rng(0)
     cases = [("coinbase", "ticker", coinbase_frames), ("binance", "bookTicker", binance_frames),
              ("kraken", "ticker", kraken_frames)]

@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
+from .collection_gc import collecting_gc
 from .feed import DATA, DEAD, HEARTBEAT, SUBSCRIBED, ConnectionPlan, Feed, get_feed
 from .gaps import SequenceWatch
 from .schema import DEAD_LETTERS
@@ -122,6 +123,10 @@ class Collector:
         return asyncio.run(self.run())
 
     async def run(self) -> CollectorStats:
+        with collecting_gc():
+            return await self._run()
+
+    async def _run(self) -> CollectorStats:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._flush_wanted = asyncio.Event()

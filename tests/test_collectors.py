@@ -6,6 +6,7 @@ plus the gaps, reconnects and dead letters counted.
 """
 
 import asyncio
+import gc
 import json
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import ROOT, run_cli
+from cryptodb.ingest.collection_gc import COLLECTING_THRESHOLD, collecting_gc
 from cryptodb.ingest.collector import Collector, CollectorSettings
 from cryptodb.ingest.dead_letter_file import DeadLetterFile
 from cryptodb.ingest.schema import UNKNOWN_SYMBOL
@@ -460,7 +462,11 @@ def test_sigterm_flushes_everything_received_and_exits_0(db_path):
 
 
 def test_collector_stops_from_another_thread_and_keeps_status_updates(db):
-    seen = []
+    seen, thresholds = [], []
+
+    def status(stats):
+        seen.append(stats)
+        thresholds.append(gc.get_threshold()[0])
 
     async def scenario(c):
         await c.accept_subscriptions(2)
@@ -471,7 +477,7 @@ def test_collector_stops_from_another_thread_and_keeps_status_updates(db):
 
     with CoinbaseServer([scenario]) as server:
         collector = Collector("coinbase", StoreSink(db.store), ["BTC-USD"], url=server.url,
-                              settings=CollectorSettings(**{**FAST, "status_seconds": 0.05}), status=seen.append)
+                              settings=CollectorSettings(**{**FAST, "status_seconds": 0.05}), status=status)
         thread = threading.Thread(target=collector.run_forever)
         thread.start()
         assert server.done.wait(10)
@@ -479,6 +485,17 @@ def test_collector_stops_from_another_thread_and_keeps_status_updates(db):
         thread.join(10)
     assert not thread.is_alive()
     assert seen and seen[-1].messages == 7 and seen[-1].heartbeat_gaps == 0
+    # While it ran, the garbage collector looked at buffered rows less often; it is reset after.
+    assert set(thresholds) == {max(COLLECTING_THRESHOLD, gc.get_threshold()[0])}
+
+
+def test_collecting_gc_raises_the_young_threshold_for_the_block_only():
+    before = gc.get_threshold()
+    with collecting_gc(before[0] + 1000):
+        assert gc.get_threshold() == (before[0] + 1000, *before[1:])
+        with collecting_gc(10):  # never lowered
+            assert gc.get_threshold()[0] == before[0] + 1000
+    assert gc.get_threshold() == before
 
 
 @pytest.mark.parametrize("exchange", ["coinbase", "binance", "kraken"])
