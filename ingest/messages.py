@@ -99,6 +99,10 @@ def _wire_schema() -> pa.Schema:
 
 
 _WIRE = _wire_schema()
+# A batch whose messages all belong to one table is parsed with that table's fields only: a
+# third faster than with every table's (90 against 121 ms for 50,000 ticks).
+_TABLE_WIRE = {name: pa.schema([_WIRE.field(TABLE_FIELD)] + [_WIRE.field(c.name) for c in spec.columns])
+               for name, spec in TABLES.items()}
 
 
 def _accepts(t: pa.DataType, value) -> bool:
@@ -204,9 +208,9 @@ class DecodedBatch:
         return self.tables[table].num_rows if table in self.tables else 0
 
 
-def _parse_normalised(payloads: list[bytes]) -> pa.Table | None:
+def _parse_normalised(payloads: Sequence[bytes], schema: pa.Schema = _WIRE) -> pa.Table | None:
     """All normalised messages in one go with Arrow's JSON reader; None if any of them does not
-    fit (malformed, or split over lines), so that the caller reads them one by one instead."""
+    fit `schema` (malformed, split over lines, another field), so that the caller tries otherwise."""
     joined = b"\n".join(payloads)
     if joined.count(b"\n") != len(payloads) - 1 or b"\r" in joined:
         return None
@@ -215,7 +219,7 @@ def _parse_normalised(payloads: list[bytes]) -> pa.Table | None:
         parsed = pa_json.read_json(
             io.BytesIO(joined),
             read_options=pa_json.ReadOptions(block_size=max(1 << 20, 2 * max(map(len, payloads)))),
-            parse_options=pa_json.ParseOptions(explicit_schema=_WIRE, unexpected_field_behavior="error"))
+            parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     return parsed if parsed.num_rows == len(payloads) else None
@@ -241,7 +245,9 @@ def _bad_rows(spec: TableSpec, part: pa.Table) -> list[tuple[int, str]]:
 def _with_index(spec: TableSpec, part: pa.Table, index) -> pa.Table:
     """`part` in the table's exact schema, plus the batch position of each row's message."""
     columns = [pc.cast(part.column(c.name), c.type) for c in spec.columns]
-    return pa.table(columns + [pa.array(index, pa.int64())], names=spec.names + ["_index"])
+    # pa.array() of an Arrow array converts it value by value (55 ms for 50,000 rows)
+    index = index if isinstance(index, pa.Array) else pa.array(index, pa.int64())
+    return pa.table(columns + [index], names=spec.names + ["_index"])
 
 
 class _Batch:
@@ -265,15 +271,18 @@ class _Batch:
         return self.out
 
 
-def _decode_fast(batch: _Batch, payloads: Sequence[bytes], fast: list[int], parsed: pa.Table) -> None:
+def _decode_fast(batch: _Batch, payloads: Sequence[bytes], fast: np.ndarray, parsed: pa.Table) -> None:
     names = parsed.column(TABLE_FIELD)
     known = pc.fill_null(pc.is_in(names, value_set=pa.array(list(TABLES))), False)
     for i in pc.indices_nonzero(pc.invert(known)).to_pylist():
-        batch.reject(fast[i], payloads[fast[i]], f"unknown table {names[i].as_py()!r}")
+        batch.reject(int(fast[i]), payloads[fast[i]], f"unknown table {names[i].as_py()!r}")
     index = pa.array(fast, pa.int64())
     for table, spec in TABLES.items():
         mask = pc.fill_null(pc.equal(names, table), False)
-        part, part_index = parsed.filter(mask), index.filter(mask)
+        if pc.all(mask).as_py():  # the usual batch: one table only
+            part, part_index = parsed, index
+        else:
+            part, part_index = parsed.filter(mask), index.filter(mask)
         if not len(part):
             continue
         bad = _bad_rows(spec, part)
@@ -333,11 +342,40 @@ def decode_batch(payloads: Sequence[bytes], recv_ns: Sequence[int] | None = None
     envelopes through the Coinbase parser (`recv_ns[i]` becomes the recv_ts of message i's rows).
     A bad message is rejected with its reason, never raised; control messages are counted as ignored."""
     batch = _Batch()
-    is_normalised = [p.startswith(_NORMALISED_PREFIX) for p in payloads]
-    fast = [i for i, yes in enumerate(is_normalised) if yes]
-    parsed = _parse_normalised([payloads[i] for i in fast]) if fast else None
+    is_normalised, table = _normalised(payloads)
+    fast = np.flatnonzero(is_normalised)
+    parsed = None
+    if len(fast):
+        normalised = payloads if len(fast) == len(payloads) else [payloads[i] for i in fast]
+        if table is not None:
+            parsed = _parse_normalised(normalised, _TABLE_WIRE[table])
+        if parsed is None:
+            parsed = _parse_normalised(normalised)
     if parsed is not None:
         _decode_fast(batch, payloads, fast, parsed)
-    slow = [i for i, yes in enumerate(is_normalised) if parsed is None or not yes]
+        slow = np.flatnonzero(~is_normalised).tolist()
+    else:
+        slow = range(len(payloads))
     _decode_slow(batch, payloads, slow, recv_ns)
     return batch.result()
+
+
+def _normalised(payloads: Sequence[bytes]) -> tuple[np.ndarray, str | None]:
+    """Which payloads start as a normalised message does, and the table if every one of them
+    starts as one of that table does ({"table":"ticks",...}); read from one buffer of their first
+    bytes (a startswith() per payload cost 30 ms a batch of 50,000)."""
+    width = len(_NORMALISED_PREFIX) + max(map(len, TABLES)) + 3
+    lengths = np.fromiter(map(len, payloads), np.int64, len(payloads))
+    data = np.frombuffer(b"".join(payloads) + bytes(width), np.uint8)
+    starts = np.cumsum(lengths) - lengths
+    heads = data[starts[:, None] + np.arange(width)]
+
+    def starting(prefix: bytes) -> np.ndarray:
+        return (lengths >= len(prefix)) & (heads[:, :len(prefix)] == np.frombuffer(prefix, np.uint8)).all(axis=1)
+
+    normalised = starting(_NORMALISED_PREFIX)
+    if normalised.all():
+        for name in TABLES:
+            if starting(_NORMALISED_PREFIX + b'"' + name.encode() + b'",').all():
+                return normalised, name
+    return normalised, None

@@ -116,6 +116,16 @@ def test_a_batch_keeps_message_order_across_forms_and_rejects_bad_messages_with_
     assert decoded.tables["ticks"].column("seq").to_pylist() == t.column("seq").to_pylist()
 
 
+def test_a_batch_of_one_table_with_another_tables_field_rejects_only_that_message():
+    t = awkward_ticks().slice(0, 3)
+    messages = encode_rows("ticks", t)
+    # Every message starts as a ticks row, so the batch is first read with the ticks fields only.
+    odd = messages[1][:-1] + b',"trade_id":"42"}'
+    decoded = decode_batch([messages[0], odd, messages[2]])
+    assert [(r.index, r.reason) for r in decoded.rejected] == [(1, "ticks: unknown field 'trade_id'")]
+    assert decoded.tables["ticks"].equals(pa.concat_tables([t.slice(0, 1), t.slice(2, 1)]))
+
+
 def test_the_fast_path_and_the_one_by_one_path_agree():
     t = awkward_ticks()
     messages = encode_rows("ticks", t)

