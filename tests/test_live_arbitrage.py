@@ -255,3 +255,25 @@ def test_a_store_table_written_with_other_columns_is_refused(kafka_broker, sourc
 def test_cli_help_names_the_arbitrage_script():
     proc = run_cli("live", "--help", check=True)
     assert "arbitrage" in proc.stdout and "ARB OPEN" in proc.stdout
+
+
+def test_script_tables_only_read_afterwards_stay_in_arrow_and_changed_ones_in_duckdb(tmp_path):
+    from cryptodb.engine.gate import Engine
+    from cryptodb.store import ParquetStore
+
+    script = tmp_path / "tables.sql"
+    script.write_text(
+        "CREATE TEMP TABLE features AS SELECT symbol, price FROM ticks;\n"
+        "CREATE TEMP TABLE signals AS SELECT symbol, price FROM features WHERE price > 1;\n"
+        "INSERT INTO signals SELECT 'X', 0.0;\n")
+    con = duckdb.connect()
+    live_script = load_live_script(str(script), {}, con)
+    assert live_script.held == [("features", "SELECT symbol, price FROM ticks"), None, None]
+    engine = Engine(con, ParquetStore(tmp_path / "store"))
+    for prices in ([1.0, 2.0], [3.0, 0.5]):  # a second batch replaces what the first left
+        con.register("ticks", pa.table({"symbol": ["A", "B"], "price": prices}))
+        out = live_script.run(engine, con)
+        assert out.stored["features"].to_pylist() == [{"symbol": s, "price": p} for s, p in zip("AB", prices)]
+        kept = [{"symbol": s, "price": p} for s, p in zip("AB", prices) if p > 1]
+        assert out.stored["signals"].to_pylist() == kept + [{"symbol": "X", "price": 0.0}]
+        assert out.alerts["signals"].num_rows == len(kept) + 1
