@@ -259,6 +259,8 @@ def test_plain_query_goes_to_duckdb_untouched():
     ("SELECT rolling_mean(price, INTERVAL 1 MINUTE) OVER (ORDER BY seq) FROM ticks", "ordered by a timestamp"),
     ("SELECT ewma(price) OVER (ORDER BY ts) FROM ticks", "ewma: give exactly one of alpha"),
     ("SELECT zscore(price, 20) OVER v FROM ticks", "window 'v' is not defined"),
+    ("SELECT ema(b, 3) OVER w AS a, ema(a, 3) OVER w AS b FROM ticks WINDOW w AS (ORDER BY ts)",
+     "kernel calls read each other's outputs in a circle: ema, ema"),
 ])
 def test_bad_shapes_fail_before_reading_with_a_named_kernel(db, query, message):
     db.insert_ticks(make_ticks(50))
@@ -371,8 +373,10 @@ def test_large_inputs_run_each_kernel_on_several_threads_and_agree_with_referenc
     if shuffled:
         data = data.take(pa.array(np.random.default_rng(3).permutation(data.num_rows)))
     db.con.register("big", data)
+    # cum reads ret: it is queued once ret is complete, while the other kernels still run.
     got = db.sql("SELECT symbol, ts, rsi(price, 14) OVER w AS rsi, "
-                 "rolling_mean(price, INTERVAL 1 SECOND) OVER w AS mean_1s FROM big "
+                 "rolling_mean(price, INTERVAL 1 SECOND) OVER w AS mean_1s, "
+                 "log_return(price) OVER w AS ret, cumsum(ret) OVER w AS cum FROM big "
                  "WINDOW w AS (PARTITION BY symbol ORDER BY ts)").df().sort_values(["symbol", "ts"])
     for s, t in zip(symbols, tables):
         mine = got[got.symbol == s]
@@ -380,3 +384,5 @@ def test_large_inputs_run_each_kernel_on_several_threads_and_agree_with_referenc
         np.testing.assert_allclose(mine.rsi.to_numpy(dtype=float), talib.RSI(price, 14), rtol=1e-9, equal_nan=True)
         ref = pd.Series(price, index=pd.to_datetime(t.column("ts").to_numpy())).rolling("1s").mean().to_numpy()
         np.testing.assert_allclose(mine.mean_1s.to_numpy(dtype=float), ref, rtol=1e-9)
+        np.testing.assert_allclose(mine.cum.to_numpy(dtype=float)[1:], np.log(price[1:] / price[0]),
+                                   rtol=1e-9, atol=1e-12)

@@ -98,3 +98,20 @@ def test_batches_resuming_from_state_equal_one_pass(tmp_path, reuse):
     kernels = ["ret", "sd", "e", "cs", "ca"]
     assert got.select(kernels).equals(one_pass.select(kernels))
     assert one_pass.column("ca").drop_null().to_numpy().any()  # alarms happen, so the check bites
+
+
+def test_window_orders_are_shared_only_by_the_same_key_buffers():
+    from cryptodb.engine.compute import WindowOrders
+
+    orders = WindowOrders()
+    table = pa.table({"symbol": ["a", "b", "a"], "ts": [3, 1, 2]})
+    by = (["symbol"], [("ts", False, False)])
+    gid, groups, rows, in_order, _ = first = orders.order(table, *by)
+    assert list(gid) == [0, 1, 0] and groups == 2 and list(rows) == [2, 0, 1] and not in_order
+    # A later scope's rows holding the very same key columns (plus others): ordered once.
+    again = orders.order(pa.table({"x": [1.0, 2.0, 3.0], "symbol": table.column("symbol"), "ts": table.column("ts")}),
+                         *by)
+    assert all(a is b for a, b in zip(again, first))
+    # Equal names and values elsewhere in memory, but another order: computed afresh.
+    other = orders.order(pa.table({"symbol": ["a", "b", "a"], "ts": [1, 5, 2]}), *by)
+    assert other[0] is not gid and list(other[2]) == [0, 1, 2] and other[3]

@@ -22,7 +22,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from cryptodb.engine.calls import KernelCall, bind_params
-from cryptodb.engine.compute import compute
+from cryptodb.engine.compute import WindowOrders, compute
 from cryptodb.engine.dialect import to_sql
 from cryptodb.engine.planner import ScopePlan, plan_scope
 from cryptodb.engine.result import KernelResult
@@ -59,12 +59,14 @@ class PreparedStatement:
         self._projection: Projection | None = None  # the result in Arrow, without a DuckDB pass
         self._final_sql: str | None = None
         self._param_sql: str | None = None
+        self._orders: WindowOrders | None = None
 
     def run(self, con: duckdb.DuckDBPyConnection, states=None):
         """The statement's result (a query) or None; kernels resume from `states` when given."""
         # Parameters may read variables, which change between runs: bound every time.
         self._param_sql = bind_params(con, self.calls, self._param_sql)
         registered: dict[str, pa.Table] = {}
+        self._orders = WindowOrders()  # this run's, shared by its scopes
         handed_over = False
         try:
             if self._steps is None:
@@ -87,6 +89,7 @@ class PreparedStatement:
             con.execute(self._final()).fetchall()
             return None
         finally:
+            self._orders = None
             if not handed_over:
                 for name in registered:
                     con.unregister(name)
@@ -107,7 +110,7 @@ class PreparedStatement:
 
     def _compute(self, rows: pa.Table, plan: ScopePlan, states, number: int) -> list[pa.Array]:
         started = time.perf_counter()
-        outputs = compute(rows, plan, states, f"{self.statement_id}/{number}")
+        outputs = compute(rows, plan, states, f"{self.statement_id}/{number}", self._orders)
         log.debug("scope %d: %d rows x %d columns, %d kernel(s) in %.3f s", number, rows.num_rows,
                   rows.num_columns, len(plan.calls), time.perf_counter() - started)
         return outputs
