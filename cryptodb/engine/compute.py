@@ -386,10 +386,9 @@ def compute(table: pa.Table, plan: ScopePlan, states: KernelStates | None = None
             pieces = [(0, len(rows))]
         windows[key] = (gid, groups, rows, ts, pieces, resume, in_order)
 
-    floats: dict[str, np.ndarray] = {}
     keys = [_call_key(call, cols) for call, cols in zip(plan.calls, plan.arg_columns)]
     fused = fuse(plan.calls, keys, plan.arg_columns) if states is None else {}
-    return _Schedule(table, plan, keys, fused, windows, floats).run()
+    return _Schedule(table, plan, keys, fused, windows).run()
 
 
 class _Schedule:
@@ -398,9 +397,9 @@ class _Schedule:
     round, and the calls others wait for are queued first. Each call's Arrow column is built as a
     task of its own as soon as its values are there, while kernels still run."""
 
-    def __init__(self, table, plan, keys, fused, windows, floats):
-        self.table, self.plan, self.keys, self.fused = table, plan, keys, fused
-        self.windows, self.floats = windows, floats
+    def __init__(self, table, plan, keys, fused, windows):
+        self.table, self.plan, self.keys, self.fused, self.windows = table, plan, keys, fused, windows
+        self.floats: dict[str, np.ndarray] = {}  # input column -> its values as float64
         self.done: dict[tuple, np.ndarray] = {}  # call key -> output values
         self.columns: dict[int, pa.Array] = {}  # call -> its output column
         self.pending = list(range(len(plan.calls)))

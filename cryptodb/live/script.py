@@ -75,7 +75,7 @@ class LiveScript:
                 # The rows stay in Arrow, seen by later statements as a view: copying them into a
                 # DuckDB table and reading them back cost 95 ms a batch of 50,000 features.
                 name, query = held
-                self._holding[name] = _arrow(engine.run(query))
+                self._holding[name] = engine.run(query).to_arrow_table()
                 con.register(name, self._holding[name])
                 continue
             result = engine.run(statement)
@@ -174,10 +174,6 @@ def _held_statements(statements: list[str], outputs: set[str]) -> list[tuple[str
         touched = any(changes.search(sql) for j, sql in enumerate(bare) if j != i)
         held.append(None if touched else (name, m.group(2)))
     return held
-
-
-def _arrow(result) -> pa.Table:
-    return result if isinstance(result, pa.Table) else result.to_arrow_table()
 
 
 def _without_comments(sql: str) -> str:
