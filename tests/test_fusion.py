@@ -29,6 +29,9 @@ CALLS = {
     "cvar95": "historical_cvar(ret, 0.05, 100)",
     "cvar99": "historical_cvar(ret, 0.01, 100)",
     "rv": "realized_var(ret, 20)",
+    "ofi": "ofi(bid, ask, bid_size, ask_size)",
+    "ofi_100": "ofi_sum(bid, ask, bid_size, ask_size, 100)",
+    "ofi_1s": "ofi_sum(bid, ask, bid_size, ask_size, INTERVAL 1 SECOND)",
 }
 
 
@@ -37,7 +40,7 @@ def db():
     with cryptodb.connect() as db:
         for i, symbol in enumerate(["BTC-USD", "ETH-USD", "SOL-USD"]):
             db.insert_ticks(make_ticks(4000, symbol, seed=i, step_ns=7_000_003 * (i + 1)))
-        db.sql(f"CREATE TABLE r AS SELECT symbol, ts, seq, price, bid, log_return(price) OVER w AS ret FROM ticks {W}")
+        db.sql(f"CREATE TABLE r AS SELECT symbol, ts, seq, price, bid, ask, bid_size, ask_size, log_return(price) OVER w AS ret FROM ticks {W}")
         yield db
 
 
@@ -53,7 +56,21 @@ def test_fused_calls_equal_each_kernel_alone(db, monkeypatch):
         ["rolling_mean", "rolling_std"],                  # computation) runs alone; the INTERVAL window
         ["rolling_max", "rolling_min"],
         ["historical_cvar", "historical_var"],
+        ["ofi", "ofi_sum", "ofi_sum"],  # e_t once, summed over each window
     ])
     for name, sql in CALLS.items():
+        alone = db.sql(f"SELECT {sql} OVER w AS v FROM r {W} ORDER BY symbol, ts, seq").to_arrow_table()
+        assert together.column(name).equals(alone.column("v")), name
+
+
+def test_ofi_sums_fused_without_ofi_equal_each_alone(db, monkeypatch):
+    passes = []
+    real = compute.fuse
+    monkeypatch.setattr(compute, "fuse", lambda *a: passes.append(real(*a)) or passes[-1])
+    calls = {"a": "ofi_sum(bid, ask, bid_size, ask_size, 20)", "b": "ofi_sum(bid, ask, bid_size, ask_size, 7)"}
+    columns = ", ".join(f"{sql} OVER w AS {name}" for name, sql in calls.items())
+    together = db.sql(f"SELECT {columns} FROM r {W} ORDER BY symbol, ts, seq").to_arrow_table()
+    assert [f.name for f in passes[0].values()] == ["ofi_sum+ofi_sum"] * 2
+    for name, sql in calls.items():
         alone = db.sql(f"SELECT {sql} OVER w AS v FROM r {W} ORDER BY symbol, ts, seq").to_arrow_table()
         assert together.column(name).equals(alone.column("v")), name

@@ -451,6 +451,23 @@ def test_grown_windows_survive_save_and_restore(kernel, params):
     np.testing.assert_array_equal(got, whole)
 
 
+def test_tail_of_windows_holding_infinities_matches_numpy():
+    """A window holding both infinities has a NaN quantile: VaR and CVaR are NULL there (CVaR
+    averages no value; it used to divide by zero), and elsewhere they equal numpy's."""
+    x = np.array([1.0, np.inf, -np.inf, 2.0, -np.inf, 3.0, 0.5])
+    ts = np.arange(len(x), dtype=np.int64)
+    gid = np.zeros(len(x), np.int64)
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):  # numpy: mean of an empty slice
+        windows = [x[max(0, i - 1): i + 1] for i in range(len(x))]
+        var_ref = [-np.quantile(w, 0.5) if len(w) == 2 else np.nan for w in windows]
+        cvar_ref_ = [cvar_ref(w, 0.5) if len(w) == 2 else np.nan for w in windows]
+    for name, ref in (("historical_var", var_ref), ("historical_cvar", cvar_ref_)):
+        spec = registry.kernels()[name]
+        bound = spec.bind([], {"alpha": 0.5, "n": 2})
+        out = spec.run(spec.new_state(bound, 1), [x], ts, gid, np.arange(len(x)), bound)[:, 0]
+        np.testing.assert_array_equal(out, ref, err_msg=name)
+
+
 def test_cusum_alarms_fire_and_reset():
     """The data has a level shift: both a computed alarm and the reset after it are exercised."""
     spec = registry.kernels()["cusum"]

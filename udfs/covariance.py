@@ -14,46 +14,42 @@ import numpy as np
 from .jit import njit
 from .kernel import KernelSpec, Output, Param, Window
 from .registry import register
-from .window import RING, drive, expired, ring_state
+from .window import RING, drive, ring_state
 
 COV, CORR, BETA = 0, 1, 2
 
 
 @njit(cache=True)
-def _recompute_pairs(buf, head, count, g, m):
-    """m = [mean_y, mean_x, Cyy, Cxx, Cxy] of partition g, two-pass from its window."""
-    n = count[g]
+def _recompute_pairs(buf, g, h, n):
+    """(mean_y, mean_x, Cyy, Cxx, Cxy) of partition g's window (n pairs from slot h), two-pass."""
     cap = buf.shape[1]
     sy = 0.0
     sx = 0.0
-    for k in range(n):
-        i = (head[g] + k) % cap
+    i = h
+    for _ in range(n):
         sy += buf[g, i, 0]
         sx += buf[g, i, 1]
+        i = i + 1 if i + 1 < cap else 0
     my = sy / n if n else 0.0
     mx = sx / n if n else 0.0
     cyy = 0.0
     cxx = 0.0
     cxy = 0.0
-    for k in range(n):
-        i = (head[g] + k) % cap
+    i = h
+    for _ in range(n):
         dy = buf[g, i, 0] - my
         dx = buf[g, i, 1] - mx
         cyy += dy * dy
         cxx += dx * dx
         cxy += dx * dy
-    m[g, 0] = my
-    m[g, 1] = mx
-    m[g, 2] = cyy
-    m[g, 3] = cxx
-    m[g, 4] = cxy
+        i = i + 1 if i + 1 < cap else 0
+    return my, mx, cyy, cxx, cxy
 
 
-@njit(cache=True)
-def _emit(m, g, n, mode, ddof, out, r):
-    cyy = max(m[g, 2], 0.0)
-    cxx = max(m[g, 3], 0.0)
-    cxy = m[g, 4]
+@njit(cache=True, inline="always")
+def _emit(cyy, cxx, cxy, n, mode, ddof, out, r):
+    cyy = max(cyy, 0.0)
+    cxx = max(cxx, 0.0)
     if mode == COV:
         if n - ddof > 0:
             out[r, 0] = cxy / (n - ddof)
@@ -64,85 +60,119 @@ def _emit(m, g, n, mode, ddof, out, r):
         out[r, 0] = cxy / cxx
 
 
+@njit(cache=True, inline="always")
+def _load(g, head, count, m, since, lag_head, lag_count, last, run):
+    return (head[g], count[g], m[g, 0], m[g, 1], m[g, 2], m[g, 3], m[g, 4], since[g], lag_head[g],
+            lag_count[g], last[g, 0], last[g, 1], run[g, 0], run[g, 1])
+
+
+@njit(cache=True, inline="always")
+def _save(g, head, count, m, since, lag_head, lag_count, last, run,
+          h, c, my, mx, cyy, cxx, cxy, since_g, lh, lc, last_y, last_x, run_y, run_x):
+    head[g], count[g], since[g], lag_head[g], lag_count[g] = h, c, since_g, lh, lc
+    m[g, 0], m[g, 1], m[g, 2], m[g, 3], m[g, 4] = my, mx, cyy, cxx, cxy
+    last[g, 0], last[g, 1], run[g, 0], run[g, 1] = last_y, last_x, run_y, run_x
+
+
 @njit(cache=True)
 def pairs_core(start, rows, gid, ts, y, x, rows_n, span_ns, head, count, buf, bts, m, since, lag,
                lag_head, lag_count, lag_buf, last, run, need, out, mode, ddof):
-    """Feed (y, x) pairs -- or, with lag > 0, (x_t, x_{t-lag}) -- through a window of pairs."""
+    """Feed (y, x) pairs -- or, with lag > 0, (x_t, x_{t-lag}) -- through a window of pairs.
+
+    A partition's scalars (ring head and count, m = [mean_y, mean_x, Cyy, Cxx, Cxy], the lag ring's
+    head and count, runs) live in locals while its rows follow one another (the store's normal
+    order) and go back to the state arrays when another partition's row comes, and at the end: a
+    round trip through memory on every update (outputs may alias them) was much of a row's time."""
+    cap = buf.shape[1]
+    cur = -1
+    h = c = since_g = lh = lc = run_y = run_x = 0
+    my = mx = cyy = cxx = cxy = last_y = last_x = 0.0
+    stop = len(rows)
     for p in range(start, len(rows)):
         r = rows[p]
+        xv = x[r]
+        yv = xv if lag > 0 else y[r]
+        if math.isnan(yv) or math.isnan(xv):
+            continue
         g = gid[r]
+        if g != cur:
+            if cur >= 0:
+                _save(cur, head, count, m, since, lag_head, lag_count, last, run,
+                      h, c, my, mx, cyy, cxx, cxy, since_g, lh, lc, last_y, last_x, run_y, run_x)
+            cur = g
+            (h, c, my, mx, cyy, cxx, cxy, since_g, lh, lc, last_y, last_x, run_y,
+             run_x) = _load(g, head, count, m, since, lag_head, lag_count, last, run)
         if lag > 0:
-            xv = x[r]
-            if math.isnan(xv):
+            if lc < lag:  # not enough history for a pair yet
+                i = lh + lc
+                lag_buf[g, i - lag if i >= lag else i] = xv
+                lc += 1
                 continue
-            if lag_count[g] < lag:  # not enough history for a pair yet
-                lag_buf[g, (lag_head[g] + lag_count[g]) % lag] = xv
-                lag_count[g] += 1
-                continue
-            yv = xv
-            xv = lag_buf[g, lag_head[g]]
-            lag_buf[g, lag_head[g]] = yv
-            lag_head[g] = (lag_head[g] + 1) % lag
-        else:
-            yv = y[r]
-            xv = x[r]
-            if math.isnan(yv) or math.isnan(xv):
-                continue
+            xv = lag_buf[g, lh]
+            lag_buf[g, lh] = yv
+            lh = lh + 1 if lh + 1 < lag else 0  # not `% lag`: an integer division per row
         t = ts[r]
-        cap = buf.shape[1]
-        while expired(bts, head, count, g, t, rows_n, span_ns, 1):
-            i = head[g]
-            head[g] = (i + 1) % cap
-            count[g] -= 1
-            oy = buf[g, i, 0]
-            ox = buf[g, i, 1]
-            n = count[g]
+        while c > 0 and (c + 1 > rows_n if rows_n > 0 else bts[g, h] <= t - span_ns):
+            oy = buf[g, h, 0]
+            ox = buf[g, h, 1]
+            h = h + 1 if h + 1 < cap else 0
+            c -= 1
+            n = c
             if n == 0:
-                m[g, :] = 0.0
+                my = mx = cyy = cxx = cxy = 0.0
             else:
-                dy = oy - m[g, 0]
-                dx = ox - m[g, 1]
-                m[g, 0] -= dy / n
-                m[g, 1] -= dx / n
-                m[g, 2] -= dy * (oy - m[g, 0])
-                m[g, 3] -= dx * (ox - m[g, 1])
-                m[g, 4] -= dx * (oy - m[g, 0])
-            since[g] += 1
-        if count[g] == cap:
-            return p  # an INTERVAL window needs room; a lag pair is re-formed identically on resume
-        i = (head[g] + count[g]) % cap
+                dy = oy - my
+                dx = ox - mx
+                my -= dy / n
+                mx -= dx / n
+                cyy -= dy * (oy - my)
+                cxx -= dx * (ox - mx)
+                cxy -= dx * (oy - my)
+            since_g += 1
+        if c == cap:
+            # An INTERVAL window needs room: `drive` grows it and resumes here, after the state is
+            # saved below. (A lag pair would not be re-formed identically, but autocorr's windows
+            # are INTEGER, which never fill up.)
+            stop = p
+            break
+        i = h + c
+        if i >= cap:
+            i -= cap
         buf[g, i, 0] = yv
         buf[g, i, 1] = xv
         bts[g, i] = t
-        count[g] += 1
-        n = count[g]
-        dy = yv - m[g, 0]
-        dx = xv - m[g, 1]
-        m[g, 0] += dy / n
-        m[g, 1] += dx / n
-        m[g, 2] += dy * (yv - m[g, 0])
-        m[g, 3] += dx * (xv - m[g, 1])
-        m[g, 4] += dx * (yv - m[g, 0])
+        c += 1
+        n = c
+        dy = yv - my
+        dx = xv - mx
+        my += dy / n
+        mx += dx / n
+        cyy += dy * (yv - my)
+        cxx += dx * (xv - mx)
+        cxy += dx * (yv - my)
         # Trailing runs of equal values (see moments.py): a side that is flat over the whole
         # window has exactly zero variance and covariance, not rounding residue.
-        run[g, 0] = run[g, 0] + 1 if run[g, 0] > 0 and yv == last[g, 0] else 1
-        run[g, 1] = run[g, 1] + 1 if run[g, 1] > 0 and xv == last[g, 1] else 1
-        last[g, 0] = yv
-        last[g, 1] = xv
-        if since[g] >= n:
-            _recompute_pairs(buf, head, count, g, m)
-            since[g] = 0
-        if run[g, 0] >= n:
-            m[g, 0] = yv
-            m[g, 2] = 0.0
-            m[g, 4] = 0.0
-        if run[g, 1] >= n:
-            m[g, 1] = xv
-            m[g, 3] = 0.0
-            m[g, 4] = 0.0
+        run_y = run_y + 1 if run_y > 0 and yv == last_y else 1
+        run_x = run_x + 1 if run_x > 0 and xv == last_x else 1
+        last_y = yv
+        last_x = xv
+        if since_g >= n:
+            my, mx, cyy, cxx, cxy = _recompute_pairs(buf, g, h, n)
+            since_g = 0
+        if run_y >= n:
+            my = yv
+            cyy = 0.0
+            cxy = 0.0
+        if run_x >= n:
+            mx = xv
+            cxx = 0.0
+            cxy = 0.0
         if n >= need:
-            _emit(m, g, n, mode, ddof, out, r)
-    return len(rows)
+            _emit(cyy, cxx, cxy, n, mode, ddof, out, r)
+    if cur >= 0:
+        _save(cur, head, count, m, since, lag_head, lag_count, last, run,
+              h, c, my, mx, cyy, cxx, cxy, since_g, lh, lc, last_y, last_x, run_y, run_x)
+    return stop
 
 
 def pairs_state(params, groups):

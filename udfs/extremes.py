@@ -41,6 +41,29 @@ def deque_state(groups: int, window: Window) -> dict[str, np.ndarray]:
     return state
 
 
+@njit(cache=True, inline="always")
+def _slot(h, k, oldest, cap):
+    """The ring slot of row number k (oldest <= k < oldest + cap; the ring's oldest row is in slot h).
+    Unsigned: numba adds no negative-index wraparound to the index arithmetic, which is on the
+    critical path of a deque walk (a load's address hangs on it)."""
+    j = h + (k - oldest)
+    if j >= cap:
+        j -= cap
+    return np.uint64(j)
+
+
+@njit(cache=True, inline="always")
+def _put(head, count, seen, ends, g, h, cnt, s, front_hi, back_hi, front_lo, back_lo):
+    """Partition g's scalars, kept in locals by `extremes_core`, back to the state arrays."""
+    head[g] = h
+    count[g] = cnt
+    seen[g] = s
+    ends[g, FRONT_HI] = front_hi
+    ends[g, BACK_HI] = back_hi
+    ends[g, FRONT_LO] = front_lo
+    ends[g, BACK_LO] = back_lo
+
+
 @njit(cache=True)
 def extremes_core(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, count, buf, bts, link, seen, ends,
                   dest, c_max, c_min, c_mid, c_max_age, c_min_age):
@@ -80,13 +103,7 @@ def extremes_core(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, cou
             g = gid[r]
             if g != cur:
                 if cur >= 0:
-                    head[cur] = h
-                    count[cur] = cnt
-                    seen[cur] = s
-                    ends[cur, FRONT_HI] = front_hi
-                    ends[cur, BACK_HI] = back_hi
-                    ends[cur, FRONT_LO] = front_lo
-                    ends[cur, BACK_LO] = back_lo
+                    _put(head, count, seen, ends, cur, h, cnt, s, front_hi, back_hi, front_lo, back_lo)
                 cur = g
                 h = head[g]
                 cnt = count[g]
@@ -111,17 +128,9 @@ def extremes_core(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, cou
                 cnt -= 1
                 oldest += 1
             if cnt == cap:  # an INTERVAL window needs more room: `drive` grows it and resumes here
-                head[g] = h
-                count[g] = cnt
-                seen[g] = s
-                ends[g, FRONT_HI] = front_hi
-                ends[g, BACK_HI] = back_hi
-                ends[g, FRONT_LO] = front_lo
-                ends[g, BACK_LO] = back_lo
+                _put(head, count, seen, ends, g, h, cnt, s, front_hi, back_hi, front_lo, back_lo)
                 return p
-            i = h + cnt
-            if i >= cap:
-                i -= cap
+            i = _slot(h, s, oldest, cap)  # the new row, number s
             buf[g, i, 0] = a
             buf[g, i, 1] = b
             bts[g, i] = t
@@ -130,9 +139,7 @@ def extremes_core(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, cou
             if want_max:
                 k = back_hi
                 while k >= oldest:  # drop the members this row dominates (ties too: the newest stays)
-                    j = h + (k - oldest)
-                    if j >= cap:
-                        j -= cap
+                    j = _slot(h, k, oldest, cap)
                     if buf[g, j, 0] > a:
                         link[g, j, NEXT_HI] = s
                         break
@@ -144,17 +151,12 @@ def extremes_core(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, cou
                 link[g, i, NEXT_HI] = -1
                 back_hi = s
                 if full:
-                    j = h + (front_hi - oldest)
-                    if j >= cap:
-                        j -= cap
-                    hi_val = buf[g, j, 0]
+                    hi_val = buf[g, _slot(h, front_hi, oldest, cap), 0]
                     hi_age = s - front_hi
             if want_min:
                 k = back_lo
                 while k >= oldest:
-                    j = h + (k - oldest)
-                    if j >= cap:
-                        j -= cap
+                    j = _slot(h, k, oldest, cap)
                     if buf[g, j, 1] < b:
                         link[g, j, NEXT_LO] = s
                         break
@@ -166,10 +168,7 @@ def extremes_core(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, cou
                 link[g, i, NEXT_LO] = -1
                 back_lo = s
                 if full:
-                    j = h + (front_lo - oldest)
-                    if j >= cap:
-                        j -= cap
-                    lo_val = buf[g, j, 1]
+                    lo_val = buf[g, _slot(h, front_lo, oldest, cap), 1]
                     lo_age = s - front_lo
             s += 1
         if c_max >= 0:
@@ -183,13 +182,7 @@ def extremes_core(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, cou
         if c_min_age >= 0:
             dest[r, c_min_age] = lo_age
     if cur >= 0:
-        head[cur] = h
-        count[cur] = cnt
-        seen[cur] = s
-        ends[cur, FRONT_HI] = front_hi
-        ends[cur, BACK_HI] = back_hi
-        ends[cur, FRONT_LO] = front_lo
-        ends[cur, BACK_LO] = back_lo
+        _put(head, count, seen, ends, cur, h, cnt, s, front_hi, back_hi, front_lo, back_lo)
     return len(rows)
 
 

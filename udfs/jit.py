@@ -34,7 +34,7 @@ def materialize() -> None:
     for lazy in _ALL:
         if lazy.dispatcher is None:
             lazy.dispatcher = numba.njit(**lazy.options)(lazy.py_func)
-    # Swap every module-level reference, imported names included (`from .window import expired`).
+    # Swap every module-level reference, names imported from another kernel module included.
     namespaces = {id(lazy.py_func.__globals__): lazy.py_func.__globals__ for lazy in _ALL}
     for namespace in namespaces.values():
         for name, value in list(namespace.items()):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .covariance import BETA, COV, pairs_state, run_pairs
 from .jit import njit
-from .kernel import KernelSpec, Output, Param, Window
+from .kernel import Fusion, KernelSpec, Output, Param, Window
 from .registry import register
 from .volatility import RATIO, TOTAL, WINDOW, min_rows, run_window_sums, window_sums_state
 from .window import RING, ring_state
@@ -22,7 +22,13 @@ from .window import RING, ring_state
 # -- order flow imbalance ---------------------------------------------------------------------------
 @njit(cache=True)
 def _ofi_core(rows, gid, bid, ask, bid_size, ask_size, prev, seen, out):
-    """Cont, Kukanov & Stoikov (2014) e_t into out[r, 0]; NULL on a partition's first quote."""
+    """Cont, Kukanov & Stoikov (2014) e_t into out[r, 0]; NULL on a partition's first quote.
+
+    The previous quote stays in locals while a partition's rows follow one another (the store's
+    order), not in the state arrays: four stores and loads a row were half of the kernel's time."""
+    cur = -1
+    pb = pa = pbs = paz = 0.0
+    s = 0
     for p in range(len(rows)):
         r = rows[p]
         b = bid[r]
@@ -32,24 +38,25 @@ def _ofi_core(rows, gid, bid, ask, bid_size, ask_size, prev, seen, out):
         if math.isnan(b) or math.isnan(a) or math.isnan(bs) or math.isnan(az):
             continue
         g = gid[r]
-        if seen[g]:
-            pb = prev[g, 0]
-            pa = prev[g, 1]
+        if g != cur:
+            if cur >= 0:
+                prev[cur, 0], prev[cur, 1], prev[cur, 2], prev[cur, 3], seen[cur] = pb, pa, pbs, paz, s
+            cur = g
+            pb, pa, pbs, paz, s = prev[g, 0], prev[g, 1], prev[g, 2], prev[g, 3], seen[g]
+        if s:
             e = 0.0
             if b >= pb:
                 e += bs
             if b <= pb:
-                e -= prev[g, 2]
+                e -= pbs
             if a <= pa:
                 e -= az
             if a >= pa:
-                e += prev[g, 3]
+                e += paz
             out[r, 0] = e
-        prev[g, 0] = b
-        prev[g, 1] = a
-        prev[g, 2] = bs
-        prev[g, 3] = az
-        seen[g] = 1
+        pb, pa, pbs, paz, s = b, a, bs, az, 1
+    if cur >= 0:
+        prev[cur, 0], prev[cur, 1], prev[cur, 2], prev[cur, 3], seen[cur] = pb, pa, pbs, paz, s
 
 
 def _ofi_state(params, groups):
@@ -58,13 +65,6 @@ def _ofi_state(params, groups):
 
 def _ofi_step(state, cols, ts, gid, rows, params, out):
     _ofi_core(rows, gid, *cols, state["prev"], state["seen"], out)
-
-
-register(KernelSpec(
-    name="ofi",
-    doc="order flow imbalance e_t (Cont, Kukanov & Stoikov 2014) from best bid/ask and sizes; NULL first row",
-    inputs=("bid", "ask", "bid_size", "ask_size"), params=(), outputs=(Output("value"),), state=_ofi_state,
-    step=_ofi_step, reference="L", category="microstructure"))
 
 
 def _ofi_sum_state(params, groups):
@@ -77,15 +77,39 @@ def _ofi_sum_step(state, cols, ts, gid, rows, params, out):
     # The window holds e_t values: a partition's first quote has none, so it is not a window row.
     e = np.full((len(gid), 1), np.nan)
     _ofi_core(rows, gid, *cols, state["prev"], state["seen"], e)
-    a = e[:, 0]
-    run_window_sums(state, a, None, ts, gid, rows, params["n"], out, TOTAL)
+    run_window_sums(state, e[:, 0], None, ts, gid, rows, params["n"], out, TOTAL)
 
 
+def _ofi_fused_step(members: list) -> callable:
+    """ofi and ofi_sum of one quote stream (engine fusion): e_t is computed once, into ofi's own
+    column when ofi is a member, and each ofi_sum sums it over its window."""
+    e_col = next((j for j, (spec, _) in enumerate(members) if spec.name == "ofi"), None)
+
+    def step(state, cols, ts, gid, rows, params, out):
+        e = out[:, e_col:e_col + 1] if e_col is not None else np.full((len(gid), 1), np.nan)
+        _ofi_core(rows, gid, *cols, state["prev"], state["seen"], e)
+        groups = len(state["seen"])
+        for j, (spec, member_params) in enumerate(members):
+            if j != e_col:
+                run_window_sums(window_sums_state(member_params, groups), e[:, 0], None, ts, gid, rows,
+                                member_params["n"], out[:, j:j + 1], TOTAL)
+
+    return step
+
+
+_OFI_FUSION = Fusion("ofi", key=lambda params: (), step=_ofi_fused_step)
+_QUOTES = ("bid", "ask", "bid_size", "ask_size")
+register(KernelSpec(
+    name="ofi",
+    doc="order flow imbalance e_t (Cont, Kukanov & Stoikov 2014) from best bid/ask and sizes; NULL first row",
+    inputs=_QUOTES, params=(), outputs=(Output("value"),), state=_ofi_state,
+    step=_ofi_step, reference="L", category="microstructure", fusion=_OFI_FUSION))
 register(KernelSpec(
     name="ofi_sum",
     doc="sum of order flow imbalance e_t over the window (INTEGER n counts e_t values; the first quote has none)",
-    inputs=("bid", "ask", "bid_size", "ask_size"), params=(WINDOW,), outputs=(Output("value"),),
-    state=_ofi_sum_state, step=_ofi_sum_step, reference="L", category="microstructure", growable=RING))
+    inputs=_QUOTES, params=(WINDOW,), outputs=(Output("value"),),
+    state=_ofi_sum_state, step=_ofi_sum_step, reference="L", category="microstructure", growable=RING,
+    fusion=_OFI_FUSION))
 
 
 # -- tick rule -------------------------------------------------------------------------------------
@@ -126,7 +150,11 @@ register(KernelSpec(
 # -- VWAP ----------------------------------------------------------------------------------------------
 @njit(cache=True)
 def _vwap_expanding_core(rows, gid, price, volume, sums, comp, nonzero, out):
-    """sum(p v) / sum(v) over the partition so far, both sums Neumaier-compensated (10M+ rows)."""
+    """sum(p v) / sum(v) over the partition so far, both sums Neumaier-compensated (10M+ rows).
+    A partition's sums stay in locals while its rows follow one another (see _ofi_core)."""
+    cur = -1
+    s0 = s1 = c0 = c1 = 0.0
+    nz = 0
     for p in range(len(rows)):
         r = rows[p]
         pr = price[r]
@@ -134,21 +162,31 @@ def _vwap_expanding_core(rows, gid, price, volume, sums, comp, nonzero, out):
         if math.isnan(pr) or math.isnan(v):
             continue
         g = gid[r]
-        for k in range(2):
-            term = pr * v if k == 0 else v
-            s = sums[g, k]
-            t = s + term
-            if abs(s) >= abs(term):
-                comp[g, k] += (s - t) + term
-            else:
-                comp[g, k] += (term - t) + s
-            sums[g, k] = t
+        if g != cur:
+            if cur >= 0:
+                sums[cur, 0], sums[cur, 1], comp[cur, 0], comp[cur, 1], nonzero[cur] = s0, s1, c0, c1, nz
+            cur = g
+            s0, s1, c0, c1, nz = sums[g, 0], sums[g, 1], comp[g, 0], comp[g, 1], nonzero[g]
+        s0, c0 = _neumaier_add(s0, c0, pr * v)
+        s1, c1 = _neumaier_add(s1, c1, v)
         if v != 0.0:
-            nonzero[g] += 1
-        if nonzero[g] > 0:
-            den = sums[g, 1] + comp[g, 1]
+            nz += 1
+        if nz > 0:
+            den = s1 + c1
             if den != 0.0:
-                out[r, 0] = (sums[g, 0] + comp[g, 0]) / den
+                out[r, 0] = (s0 + c0) / den
+    if cur >= 0:
+        sums[cur, 0], sums[cur, 1], comp[cur, 0], comp[cur, 1], nonzero[cur] = s0, s1, c0, c1, nz
+
+
+@njit(cache=True, inline="always")
+def _neumaier_add(s, c, term):
+    t = s + term
+    if abs(s) >= abs(term):
+        c += (s - t) + term
+    else:
+        c += (term - t) + s
+    return t, c
 
 
 def _vwap_state(params, groups):

@@ -89,6 +89,14 @@ def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts
     h = c = since_g = run_g = 0
     sh = a1 = a2 = last_g = 0.0
     cap = buf.shape[1]
+    ring = buf[:0, 0, 0]  # partition g's ring values and times, while its rows follow one another
+    times = bts.ravel()[:0]
+    # What the outputs read: a mean alone needs no variance, a sum neither (two divisions a row).
+    need_mu = False
+    need_q = False
+    for mode in modes:
+        need_mu |= mode == MEAN or mode == ZSCORE or mode == BANDS
+        need_q |= mode == VAR or mode == STD or mode == ZSCORE or mode == BANDS
     for p in range(start, len(rows)):
         r = rows[p]
         v = x[r]
@@ -105,9 +113,11 @@ def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts
             cur = g
             h, c, since_g, run_g = head[g], count[g], since[g], run[g]
             sh, a1, a2, last_g = shift[g], s1[g], s2[g], last[g]
+            ring = buf[g, :, 0]
+            times = bts[g]
         # Evict rows that leave the window, then make room (INTERVAL windows may need to grow).
-        while c > 0 and (c + 1 > rows_n if rows_n > 0 else bts[g, h] <= t - span_ns):
-            d = buf[g, h, 0] - sh
+        while c > 0 and (c + 1 > rows_n if rows_n > 0 else times[h] <= t - span_ns):
+            d = ring[h] - sh
             h = h + 1 if h + 1 < cap else 0  # not `% cap`: an integer division per row
             c -= 1
             a1 -= d
@@ -124,8 +134,8 @@ def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts
         i = h + c
         if i >= cap:
             i -= cap
-        buf[g, i, 0] = v
-        bts[g, i] = t
+        ring[i] = v
+        times[i] = t
         c += 1
         n = c
         d = v - sh
@@ -144,8 +154,8 @@ def moments_core(start, rows, gid, ts, x, rows_n, span_ns, head, count, buf, bts
             since_g = 0
         if rows_n > 0 and n < rows_n:
             continue  # an INTEGER window gives NULL until it is full
-        mu = sh + a1 / n
-        q = a2 - a1 * a1 / n
+        mu = sh + a1 / n if need_mu else 0.0
+        q = a2 - a1 * a1 / n if need_q else 0.0
         if q < 0.0:
             q = 0.0
         # One output per kernel computed in this pass (several when the engine fuses kernels), from

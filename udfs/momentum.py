@@ -17,39 +17,50 @@ TA_EPSILON = 1e-14  # TA-Lib's TA_IS_ZERO
 # -- RSI ---------------------------------------------------------------------------------------------
 @njit(cache=True)
 def _rsi_core(rows, gid, x, n, count, prev, gain, loss, out):
+    # A partition's scalars stay in locals while its rows follow one another (the store's order),
+    # written back when another partition's row comes: not a memory round trip per update.
+    cur = -1
+    c = 0
+    pv = gn = ls = 0.0
     for p in range(len(rows)):
         r = rows[p]
         v = x[r]
         if math.isnan(v):
             continue
         g = gid[r]
-        c = count[g]
-        count[g] = c + 1
-        if c == 0:
-            prev[g] = v
+        if g != cur:
+            if cur >= 0:
+                count[cur], prev[cur], gain[cur], loss[cur] = c, pv, gn, ls
+            cur = g
+            c, pv, gn, ls = count[g], prev[g], gain[g], loss[g]
+        c += 1
+        if c == 1:
+            pv = v
             continue
-        diff = v - prev[g]
-        prev[g] = v
-        if c <= n:  # the first n changes are averaged plainly (Wilder's seed)
+        diff = v - pv
+        pv = v
+        if c <= n + 1:  # the first n changes are averaged plainly (Wilder's seed)
             if diff < 0:
-                loss[g] -= diff
+                ls -= diff
             else:
-                gain[g] += diff
-            if c < n:
+                gn += diff
+            if c < n + 1:
                 continue
-            loss[g] /= n
-            gain[g] /= n
+            ls /= n
+            gn /= n
         else:
-            loss[g] *= n - 1
-            gain[g] *= n - 1
+            ls *= n - 1
+            gn *= n - 1
             if diff < 0:
-                loss[g] -= diff
+                ls -= diff
             else:
-                gain[g] += diff
-            loss[g] /= n
-            gain[g] /= n
-        total = gain[g] + loss[g]
-        out[r, 0] = 100.0 * gain[g] / total if total != 0.0 else 0.0  # TA-Lib 0.8 tests exactly
+                gn += diff
+            ls /= n
+            gn /= n
+        total = gn + ls
+        out[r, 0] = 100.0 * gn / total if total != 0.0 else 0.0  # TA-Lib 0.8 tests exactly
+    if cur >= 0:
+        count[cur], prev[cur], gain[cur], loss[cur] = c, pv, gn, ls
 
 
 def _rsi_state(params, groups):
@@ -74,40 +85,51 @@ def _macd_core(rows, gid, x, fast, slow, signal, count, slow_sum, fast_sum, slow
     k_slow = 2.0 / (slow + 1)
     k_fast = 2.0 / (fast + 1)
     k_sig = 2.0 / (signal + 1)
+    cur = -1  # a partition's scalars live in locals while its rows follow one another (as in RSI)
+    c = s = 0
+    ssum = fsum = sema = fema = gsum = gema = 0.0
     for p in range(len(rows)):
         r = rows[p]
         v = x[r]
         if math.isnan(v):
             continue
         g = gid[r]
-        c = count[g]
-        count[g] = c + 1
-        if c < slow:
+        if g != cur:
+            if cur >= 0:
+                count[cur], slow_sum[cur], fast_sum[cur], slow_ema[cur], fast_ema[cur] = c, ssum, fsum, sema, fema
+                sig_count[cur], sig_sum[cur], sig_ema[cur] = s, gsum, gema
+            cur = g
+            c, ssum, fsum, sema, fema = count[g], slow_sum[g], fast_sum[g], slow_ema[g], fast_ema[g]
+            s, gsum, gema = sig_count[g], sig_sum[g], sig_ema[g]
+        c += 1
+        if c <= slow:
             # TA-Lib seeds both EMAs at row slow-1: the slow one with the SMA of rows 0..slow-1, the
             # fast one with the SMA of the `fast` rows ending there.
-            slow_sum[g] += v
-            if c >= slow - fast:
-                fast_sum[g] += v
-            if c < slow - 1:
+            ssum += v
+            if c > slow - fast:
+                fsum += v
+            if c < slow:
                 continue
-            slow_ema[g] = slow_sum[g] / slow
-            fast_ema[g] = fast_sum[g] / fast
+            sema = ssum / slow
+            fema = fsum / fast
         else:
-            slow_ema[g] = (v - slow_ema[g]) * k_slow + slow_ema[g]
-            fast_ema[g] = (v - fast_ema[g]) * k_fast + fast_ema[g]
-        line = fast_ema[g] - slow_ema[g]
-        s = sig_count[g]
-        sig_count[g] = s + 1
-        if s < signal:
-            sig_sum[g] += line
-            if s < signal - 1:
+            sema = (v - sema) * k_slow + sema
+            fema = (v - fema) * k_fast + fema
+        line = fema - sema
+        s += 1
+        if s <= signal:
+            gsum += line
+            if s < signal:
                 continue
-            sig_ema[g] = sig_sum[g] / signal
+            gema = gsum / signal
         else:
-            sig_ema[g] = (line - sig_ema[g]) * k_sig + sig_ema[g]
+            gema = (line - gema) * k_sig + gema
         out[r, 0] = line
-        out[r, 1] = sig_ema[g]
-        out[r, 2] = line - sig_ema[g]
+        out[r, 1] = gema
+        out[r, 2] = line - gema
+    if cur >= 0:
+        count[cur], slow_sum[cur], fast_sum[cur], slow_ema[cur], fast_ema[cur] = c, ssum, fsum, sema, fema
+        sig_count[cur], sig_sum[cur], sig_ema[cur] = s, gsum, gema
 
 
 def _macd_periods(params):

@@ -17,18 +17,27 @@ from .window import RING, drive, ring_state
 # -- CUSUM ----------------------------------------------------------------------------------------
 @njit(cache=True)
 def _cusum_core(rows, gid, x, k, h, target, has_target, n_seen, shift, mean, s_pos, s_neg, out):
+    """A partition's scalars live in locals while its rows follow one another, as in `moments_core`."""
+    cur = -1
+    n = 0
+    sh = mu = sp = sn = 0.0
     for p in range(len(rows)):
         r = rows[p]
         v = x[r]
         if math.isnan(v):
             continue
         g = gid[r]
-        if n_seen[g] == 0:
-            shift[g] = v  # the running mean is kept as mean(x - x_1): small, so it rounds finely
-        if has_target or n_seen[g] > 0:
-            d = (v - target) if has_target else (v - shift[g]) - mean[g]
-            sp = max(0.0, s_pos[g] + d - k)
-            sn = max(0.0, s_neg[g] - d - k)
+        if g != cur:
+            if cur >= 0:
+                n_seen[cur], shift[cur], mean[cur], s_pos[cur], s_neg[cur] = n, sh, mu, sp, sn
+            cur = g
+            n, sh, mu, sp, sn = n_seen[g], shift[g], mean[g], s_pos[g], s_neg[g]
+        if n == 0:
+            sh = v  # the running mean is kept as mean(x - x_1): small, so it rounds finely
+        if has_target or n > 0:
+            d = (v - target) if has_target else (v - sh) - mu
+            sp = max(0.0, sp + d - k)
+            sn = max(0.0, sn - d - k)
             out[r, 0] = max(sp, sn)
             if sp > h:
                 out[r, 1] = 1.0
@@ -40,11 +49,11 @@ def _cusum_core(rows, gid, x, k, h, target, has_target, n_seen, shift, mean, s_p
                 sn = 0.0
             else:
                 out[r, 1] = 0.0
-            s_pos[g] = sp
-            s_neg[g] = sn
         # The reference mean is causal: x_t joins it only after x_t was judged against it.
-        n_seen[g] += 1
-        mean[g] += ((v - shift[g]) - mean[g]) / n_seen[g]
+        n += 1
+        mu += ((v - sh) - mu) / n
+    if cur >= 0:
+        n_seen[cur], shift[cur], mean[cur], s_pos[cur], s_neg[cur] = n, sh, mu, sp, sn
 
 
 def _cusum_state(params, groups):
@@ -72,6 +81,119 @@ register(KernelSpec(
 
 
 # -- order statistics over a window: quantile, median, historical VaR / CVaR --------------------------
+@njit(cache=True, inline="always")
+def _unroll(srt, buf, g, h, m):
+    """Partition g's m window values in arrival order (the ring from slot h) to srt[g, :m]."""
+    cap = buf.shape[1]
+    for k in range(m):
+        srt[g, k] = buf[g, h, 0]
+        h = h + 1 if h + 1 < cap else 0
+
+
+@njit(cache=True, inline="always")
+def _put(head, count, srt_head, g, h, m):
+    """A partition's ring position back to the state arrays; its sorted values are in step with it."""
+    head[g] = h
+    count[g] = m
+    srt_head[g] = h
+
+
+SMALL_WINDOW = 64  # sorted values up to which a linear scan beats a binary search and a shift
+
+
+@njit(cache=True, inline="always")
+def _rank(srt, g, n, v, or_equal):
+    """How many of the sorted srt[g, :n] are < v (<= v if `or_equal`): where v goes among them.
+    A few values are scanned (one mispredicted branch, at the end), more are binary searched.
+    (A branchless search was no faster: LLVM turns its conditional moves back into branches.)"""
+    if n <= SMALL_WINDOW:
+        j = 0
+        while j < n and ((srt[g, j] <= v) if or_equal else (srt[g, j] < v)):
+            j += 1
+        return j
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if (srt[g, mid] <= v) if or_equal else (srt[g, mid] < v):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, inline="always")
+def _shift_down(srt, g, a, b):
+    """srt[g, a:b] = srt[g, a+1:b+1]. Over unsigned indices: numba then knows no index is negative
+    (no wraparound to add) and the loop vectorizes (4-7x faster than with signed ones), but for a
+    few values the vectorized loop's set-up costs more than it saves (3 ns a row of a 5-row
+    window; `_shift_up` measured no slower without the short path)."""
+    if b - a < 8:
+        for j in range(a, b):
+            srt[g, j] = srt[g, j + 1]
+    else:
+        one = np.uint64(1)
+        j = np.uint64(a)
+        stop = np.uint64(b)
+        while j < stop:
+            srt[g, j] = srt[g, j + one]
+            j += one
+
+
+@njit(cache=True, inline="always")
+def _shift_up(srt, g, a, b):
+    """srt[g, a+1:b+1] = srt[g, a:b], counting down (unsigned, as `_shift_down`)."""
+    one = np.uint64(1)
+    j = np.uint64(b)
+    stop = np.uint64(a)
+    while j > stop:
+        srt[g, j] = srt[g, j - one]
+        j -= one
+
+
+@njit(cache=True, inline="always")
+def _insert(srt, g, n, v):
+    """v into the sorted srt[g, :n], after the values equal to it. Among a few values it moves down
+    from the end one place at a time (the search and the shift in one loop)."""
+    if n <= SMALL_WINDOW:
+        j = n
+        while j > 0 and srt[g, j - 1] > v:
+            srt[g, j] = srt[g, j - 1]
+            j -= 1
+    else:
+        j = _rank(srt, g, n, v, True)
+        _shift_up(srt, g, j, n)
+    srt[g, j] = v
+
+
+@njit(cache=True, inline="always")
+def _remove(srt, g, n, old):
+    """One value equal to old (which is among them) out of the sorted srt[g, :n]."""
+    _shift_down(srt, g, _rank(srt, g, n - 1, old, False), n - 1)
+
+
+@njit(cache=True, inline="always")
+def _replace(srt, g, n, old, v):
+    """One value equal to old out of the sorted srt[g, :n], v in, after the values equal to it."""
+    j = _rank(srt, g, n, old, False)  # old's place (first value >= old: old or an equal one)
+    if n <= SMALL_WINDOW:  # v moves from there one place at a time, up or down
+        while j + 1 < n and srt[g, j + 1] <= v:
+            srt[g, j] = srt[g, j + 1]
+            j += 1
+        while j > 0 and srt[g, j - 1] > v:
+            srt[g, j] = srt[g, j - 1]
+            j -= 1
+    else:
+        lo = _rank(srt, g, n, v, True)  # just after the last value <= v
+        if lo > j:  # v goes up: the values between move down one
+            _shift_down(srt, g, j, lo - 1)
+            j = lo - 1
+        else:  # v goes down (or stays): the values between move up one
+            _shift_up(srt, g, lo, j)
+            j = lo
+    srt[g, j] = v
+
+
 @njit(cache=True)
 def _order_core(start, rows, gid, ts, x, rows_n, span_ns, q, head, count, buf, bts, srt, srt_head, out):
     """Each partition keeps its window twice: a ring (arrival order, for eviction) and a sorted array
@@ -80,14 +202,22 @@ def _order_core(start, rows, gid, ts, x, rows_n, span_ns, q, head, count, buf, b
     (cheaper than a tree at the window sizes used here). A full INTEGER window replaces its oldest
     value in one move. (VaR and CVaR read only the low tail: `_tail_core` keeps just that.)
 
-    Shifts towards higher indices count down with unsigned indices: numba then knows no index is
-    negative and the loop vectorizes (4-7x faster than with signed ones).
+    The shifts (`_shift_down`, `_shift_up`) vectorize: with the shift down still a scalar loop, a
+    1000-row window took 420-470 ns a row instead of 270. Up to SMALL_WINDOW values, scans beat
+    searches: in a full window the new value moves from the old one's place one step at a time
+    (20 rows: 63 instead of 78 ns a row; 250 rows that way took 265 instead of 150).
 
     srt is declared growable so that its capacity always follows the ring's; growing or saving the
     ring unrolls it (head -> 0), which scrambles srt unless head was already 0. srt_head[g] records
     head[g] as of srt's last update: when they differ srt is rebuilt from the ring (sorted once, rare).
+
+    A partition's head and count live in locals while its rows follow one another (the store's
+    normal order) and go back to the state arrays when another partition's row comes, as in
+    `moments_core`: a round trip through memory on every row is a large part of a row's time.
     """
-    one = np.uint64(1)
+    cap = buf.shape[1]
+    cur = -1
+    h = m = 0
     for p in range(start, len(rows)):
         r = rows[p]
         v = x[r]
@@ -95,95 +225,43 @@ def _order_core(start, rows, gid, ts, x, rows_n, span_ns, q, head, count, buf, b
             continue
         g = gid[r]
         t = ts[r]
-        cap = buf.shape[1]
-        m = count[g]
-        if srt_head[g] != head[g]:
-            j = head[g]
-            for k in range(m):
-                srt[g, k] = buf[g, j, 0]
-                j = j + 1 if j + 1 < cap else 0
-            srt[g, :m].sort()
+        if g != cur:
+            if cur >= 0:
+                _put(head, count, srt_head, cur, h, m)
+            cur = g
+            h = head[g]
+            m = count[g]
+            if srt_head[g] != h:
+                _unroll(srt, buf, g, h, m)
+                srt[g, :m].sort()
         if rows_n > 0 and m == rows_n:
             # A full INTEGER window: v replaces the oldest value, in the ring and in the sorted array.
-            i = head[g]
-            old = buf[g, i, 0]
-            buf[g, i, 0] = v
-            bts[g, i] = t
-            head[g] = i + 1 if i + 1 < cap else 0
-            lo = 0
-            hi = m
-            while lo < hi:  # old's place (first value >= old: old itself or an equal one)
-                mid = (lo + hi) >> 1
-                if srt[g, mid] < old:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            pd = lo
-            lo = 0
-            hi = m
-            while lo < hi:  # just after the last value <= v
-                mid = (lo + hi) >> 1
-                if srt[g, mid] <= v:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo > pd:  # v goes up: the values between move down one
-                qf = lo - 1
-                for j in range(pd, qf):
-                    srt[g, j] = srt[g, j + 1]
-            else:  # v goes down (or stays): the values between move up one
-                qf = lo
-                j = np.uint64(pd)
-                stop = np.uint64(qf)
-                while j > stop:
-                    srt[g, j] = srt[g, j - one]
-                    j -= one
-            srt[g, qf] = v
-            srt_head[g] = head[g]
+            old = buf[g, h, 0]
+            buf[g, h, 0] = v
+            bts[g, h] = t
+            h = h + 1 if h + 1 < cap else 0
+            _replace(srt, g, m, old, v)
         else:
-            while m > 0 and (m >= rows_n if rows_n > 0 else bts[g, head[g]] <= t - span_ns):
-                i = head[g]
-                head[g] = i + 1 if i + 1 < cap else 0
-                old = buf[g, i, 0]
+            while m > 0 and (m >= rows_n if rows_n > 0 else bts[g, h] <= t - span_ns):
+                old = buf[g, h, 0]
+                h = h + 1 if h + 1 < cap else 0
+                _remove(srt, g, m, old)
                 m -= 1
-                count[g] = m
-                lo = 0
-                hi = m  # old is in srt[g, :m+1], so the search for it stops inside
-                while lo < hi:
-                    mid = (lo + hi) >> 1
-                    if srt[g, mid] < old:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                for j in range(lo, m):
-                    srt[g, j] = srt[g, j + 1]
-            srt_head[g] = head[g]
             if m == cap:
+                _put(head, count, srt_head, g, h, m)
                 return p  # an INTERVAL window needs more room: `drive` grows it and resumes here
-            lo = 0
-            hi = m
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if srt[g, mid] <= v:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            j = np.uint64(m)
-            stop = np.uint64(lo)
-            while j > stop:
-                srt[g, j] = srt[g, j - one]
-                j -= one
-            srt[g, lo] = v
-            i = head[g] + m
+            _insert(srt, g, m, v)
+            i = h + m
             if i >= cap:
                 i -= cap
             buf[g, i, 0] = v
             bts[g, i] = t
             m += 1
-            count[g] = m
             if rows_n > 0 and m < rows_n:
                 continue  # NULL until an INTEGER window is full
         out[r, 0] = _linear_quantile(srt, g, m, q)
+    if cur >= 0:
+        _put(head, count, srt_head, cur, h, m)
     return len(rows)
 
 
@@ -230,7 +308,13 @@ def _tail_core(start, rows, gid, ts, x, rows_n, span_ns, alpha, var_col, cvar_co
 
     VaR goes to out[:, var_col], CVaR to out[:, cvar_col]; a column of -1 is not computed (both
     are, in one pass, when the engine fuses historical_var and historical_cvar of one input).
+
+    A partition's head, count and set size live in locals while its rows follow one another, as
+    in `moments_core`.
     """
+    cap = buf.shape[1]
+    cur = -1
+    h = m = nl = 0
     for p in range(start, len(rows)):
         r = rows[p]
         v = x[r]
@@ -238,56 +322,46 @@ def _tail_core(start, rows, gid, ts, x, rows_n, span_ns, alpha, var_col, cvar_co
             continue
         g = gid[r]
         t = ts[r]
-        cap = buf.shape[1]
-        m = count[g]
-        nl = srt_n[g] if srt_head[g] == head[g] else 0
-        while m > 0 and (m >= rows_n if rows_n > 0 else bts[g, head[g]] <= t - span_ns):
-            i = head[g]
-            head[g] = i + 1 if i + 1 < cap else 0
-            old = buf[g, i, 0]
+        if g != cur:
+            if cur >= 0:
+                _put(head, count, srt_head, cur, h, m)
+                srt_n[cur] = nl
+            cur = g
+            h = head[g]
+            m = count[g]
+            nl = srt_n[g] if srt_head[g] == h else 0
+        while m > 0 and (m >= rows_n if rows_n > 0 else bts[g, h] <= t - span_ns):
+            old = buf[g, h, 0]
+            h = h + 1 if h + 1 < cap else 0
             m -= 1
             if nl > 0 and old <= srt[g, nl - 1]:
-                j = 0
-                while srt[g, j] < old:
-                    j += 1
-                for k in range(j, nl - 1):
-                    srt[g, k] = srt[g, k + 1]
+                _remove(srt, g, nl, old)
                 nl -= 1
-        count[g] = m
-        srt_n[g] = nl
-        srt_head[g] = head[g]
         if m == cap:
+            _put(head, count, srt_head, g, h, m)
+            srt_n[g] = nl
             return p  # an INTERVAL window needs more room: `drive` grows it and resumes here
         # Enter v: into the set when the set is the whole window or v is below its largest member.
         if nl == m or (nl > 0 and v < srt[g, nl - 1]):
-            j = nl
-            while j > 0 and srt[g, j - 1] > v:
-                srt[g, j] = srt[g, j - 1]
-                j -= 1
-            srt[g, j] = v
+            _insert(srt, g, nl, v)
             nl += 1
-        i = head[g] + m
+        i = h + m
         if i >= cap:
             i -= cap
         buf[g, i, 0] = v
         bts[g, i] = t
         m += 1
-        count[g] = m
         f = int(math.floor((m - 1) * alpha))
         need = min(m, f + 2)  # the quantile reads srt[f] and srt[f + 1]
         limit = min(m, 2 * need + 32)  # slack: a trending window loses a member on most rows
         if nl < need:
-            j = head[g]
-            for k in range(m):
-                srt[g, k] = buf[g, j, 0]
-                j = j + 1 if j + 1 < cap else 0
+            _unroll(srt, buf, g, h, m)
             if limit < m:  # the `limit` smallest to the front, then only they are sorted
                 srt[g, :m] = np.partition(srt[g, :m], limit - 1)
             srt[g, :limit].sort()
             nl = limit
         elif nl > limit:
             nl = limit
-        srt_n[g] = nl
         if rows_n > 0 and m < rows_n:
             continue  # NULL until an INTEGER window is full
         qv = _linear_quantile(srt, g, m, alpha)
@@ -295,18 +369,24 @@ def _tail_core(start, rows, gid, ts, x, rows_n, span_ns, alpha, var_col, cvar_co
             out[r, var_col] = -qv
         if cvar_col < 0:
             continue
-        # CVaR: the mean of the window values <= qv, ties of qv included.
-        k = 0
-        total = 0.0
+        # CVaR: the mean of the window values <= qv, ties of qv included. The count of those starts
+        # after srt[g, f] (a member: nl >= need) when that one is <= qv, the sorted ones before it
+        # then being too: the scan from 0 ended at a place that moves from row to row, a
+        # mispredicted branch on most rows. The sum is added up again on each row, in sorted order:
+        # a running sum would round differently, and prefix sums kept from row to row were no
+        # faster (the additions overlap with the next row's work).
+        k = f + 1 if srt[g, f] <= qv else 0
         while k < nl and srt[g, k] <= qv:
-            total += srt[g, k]
             k += 1
+        total = 0.0
+        for j in range(k):
+            total += srt[g, j]
         if k == nl and nl < m:
             # Ties of qv may continue beyond the set (its largest member is then qv itself): they
             # come last in sorted order, so they are added last, one by one. The sum is then the
             # same whatever the set's size, which differs between one pass and resumed batches.
             ties = 0
-            j = head[g]
+            j = h
             for _ in range(m):
                 if buf[g, j, 0] == qv:
                     ties += 1
@@ -318,7 +398,11 @@ def _tail_core(start, rows, gid, ts, x, rows_n, span_ns, alpha, var_col, cvar_co
             for _ in range(ties):
                 total += qv
                 k += 1
-        out[r, cvar_col] = -total / k
+        if k:  # none is <= qv only when qv is NaN (a window holding both infinities): NULL
+            out[r, cvar_col] = -total / k
+    if cur >= 0:
+        _put(head, count, srt_head, cur, h, m)
+        srt_n[cur] = nl
     return len(rows)
 
 
@@ -380,24 +464,35 @@ _order("rolling_median", "median over the window", (WINDOW,))
 # -- drawdown -----------------------------------------------------------------------------------------
 @njit(cache=True)
 def _drawdown_core(rows, gid, x, want_max, peak, worst, seen, out):
+    """A partition's scalars live in locals while its rows follow one another, as in `moments_core`."""
+    cur = -1
+    seen_g = 0
+    peak_g = worst_g = 0.0
     for p in range(len(rows)):
         r = rows[p]
         v = x[r]
         if math.isnan(v):
             continue
         g = gid[r]
-        if seen[g] == 0 or v > peak[g]:
-            peak[g] = v
-        seen[g] = 1
-        if peak[g] <= 0.0:
+        if g != cur:
+            if cur >= 0:
+                peak[cur], worst[cur], seen[cur] = peak_g, worst_g, seen_g
+            cur = g
+            peak_g, worst_g, seen_g = peak[g], worst[g], seen[g]
+        if seen_g == 0 or v > peak_g:
+            peak_g = v
+        seen_g = 1
+        if peak_g <= 0.0:
             continue  # a drawdown from a peak <= 0 has no meaning: NULL
-        dd = v / peak[g] - 1.0
+        dd = v / peak_g - 1.0
         if want_max:
-            if math.isnan(worst[g]) or dd < worst[g]:
-                worst[g] = dd
-            out[r, 0] = worst[g]
+            if math.isnan(worst_g) or dd < worst_g:
+                worst_g = dd
+            out[r, 0] = worst_g
         else:
             out[r, 0] = dd
+    if cur >= 0:
+        peak[cur], worst[cur], seen[cur] = peak_g, worst_g, seen_g
 
 
 def _drawdown_state(params, groups):
@@ -425,26 +520,36 @@ E_MEAN, E_VAR, E_STD = 0, 1, 2
 
 @njit(cache=True)
 def _expanding_core(rows, gid, x, mode, ddof, count, shift, mean, m2, out):
-    """Welford over x - x_1 (the partition's first value): the mean stays small and rounds finely."""
+    """Welford over x - x_1 (the partition's first value): the mean stays small and rounds finely.
+    A partition's scalars live in locals while its rows follow one another, as in `moments_core`."""
+    cur = -1
+    n = 0
+    sh = mu = s2 = 0.0
     for p in range(len(rows)):
         r = rows[p]
         v = x[r]
         if math.isnan(v):
             continue
         g = gid[r]
-        n = count[g] + 1
-        count[g] = n
+        if g != cur:
+            if cur >= 0:
+                count[cur], shift[cur], mean[cur], m2[cur] = n, sh, mu, s2
+            cur = g
+            n, sh, mu, s2 = count[g], shift[g], mean[g], m2[g]
+        n += 1
         if n == 1:
-            shift[g] = v
-        v -= shift[g]
-        d = v - mean[g]
-        mean[g] += d / n
-        m2[g] += d * (v - mean[g])
+            sh = v
+        v -= sh
+        d = v - mu
+        mu += d / n
+        s2 += d * (v - mu)
         if mode == E_MEAN:
-            out[r, 0] = shift[g] + mean[g]
+            out[r, 0] = sh + mu
         elif n > ddof:
-            var = max(m2[g], 0.0) / (n - ddof)
+            var = max(s2, 0.0) / (n - ddof)
             out[r, 0] = var if mode == E_VAR else math.sqrt(var)
+    if cur >= 0:
+        count[cur], shift[cur], mean[cur], m2[cur] = n, sh, mu, s2
 
 
 def _expanding_state(params, groups):

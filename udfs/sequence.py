@@ -21,34 +21,46 @@ PREV, DIFF, CUMSUM, FIRST, COUNT = 0, 1, 2, 3, 4
 
 @njit(cache=True)
 def _sequence_core(rows, gid, x, k, mode, ring, head, seen, total, comp, out):
+    # A partition's scalars stay in locals while its rows follow one another (the store's order)
+    # and go back to the arrays when another partition's row comes: a memory round trip per row
+    # was most of the time these kernels took.
+    cur = -1
+    n = h = 0
+    tot = cmp = 0.0
     for p in range(len(rows)):
         r = rows[p]
         v = x[r]
         if math.isnan(v):
             continue
         g = gid[r]
-        n = seen[g]
-        seen[g] = n + 1
+        if g != cur:
+            if cur >= 0:
+                seen[cur], head[cur], total[cur], comp[cur] = n, h, tot, cmp
+            cur = g
+            n, h, tot, cmp = seen[g], head[g], total[g], comp[g]
         if mode == PREV or mode == DIFF:
             if n >= k:  # the ring holds the last k values; the oldest is k rows back
-                old = ring[g, head[g]]
+                old = ring[g, h]
                 out[r, 0] = old if mode == PREV else v - old
-            ring[g, head[g]] = v
-            head[g] = (head[g] + 1) % k
+            ring[g, h] = v
+            h = h + 1 if h + 1 < k else 0
         elif mode == CUMSUM:  # Kahan-Babuska: the running sum of 10M returns keeps its digits
-            t = total[g] + v
-            if abs(total[g]) >= abs(v):
-                comp[g] += (total[g] - t) + v
+            t = tot + v
+            if abs(tot) >= abs(v):
+                cmp += (tot - t) + v
             else:
-                comp[g] += (v - t) + total[g]
-            total[g] = t
-            out[r, 0] = t + comp[g]
+                cmp += (v - t) + tot
+            tot = t
+            out[r, 0] = t + cmp
         elif mode == FIRST:
             if n == 0:
-                total[g] = v
-            out[r, 0] = total[g]
+                tot = v
+            out[r, 0] = tot
         else:
             out[r, 0] = n + 1
+        n += 1
+    if cur >= 0:
+        seen[cur], head[cur], total[cur], comp[cur] = n, h, tot, cmp
 
 
 def _sequence(mode: int):

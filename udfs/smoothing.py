@@ -18,20 +18,30 @@ LOG, SIMPLE = 0, 1
 
 @njit(cache=True)
 def _returns_core(rows, gid, x, prev, kind, out):
+    # The previous price stays in a local while a partition's rows follow one another (see
+    # sequence.py): a store and a load per row through the state array cost as much as the log.
+    cur = -1
+    q = np.nan
     for p in range(len(rows)):
         r = rows[p]
         v = x[r]
         if math.isnan(v):
             continue
         g = gid[r]
-        q = prev[g]
+        if g != cur:
+            if cur >= 0:
+                prev[cur] = q
+            cur = g
+            q = prev[g]
         if not math.isnan(q):
             if kind == LOG:
                 if v > 0.0 and q > 0.0:
                     out[r, 0] = math.log(v / q)
             elif q != 0.0:
                 out[r, 0] = v / q - 1.0
-        prev[g] = v
+        q = v
+    if cur >= 0:
+        prev[cur] = q
 
 
 def _returns(kind):
@@ -58,22 +68,32 @@ register(KernelSpec(
 @njit(cache=True)
 def _ewma_core(rows, gid, ts, x, alpha, halflife_ns, y, last_ts, seen, out):
     ln2 = math.log(2.0)
+    cur = -1
+    yg = 0.0
+    tg = sg = 0
     for p in range(len(rows)):
         r = rows[p]
         v = x[r]
         if math.isnan(v):
             continue
         g = gid[r]
-        if seen[g] == 0:
-            y[g] = v
+        if g != cur:  # a partition's scalars live in locals while its rows follow one another
+            if cur >= 0:
+                y[cur], last_ts[cur], seen[cur] = yg, tg, sg
+            cur = g
+            yg, tg, sg = y[g], last_ts[g], seen[g]
+        if sg == 0:
+            yg = v
         else:
             a = alpha
             if halflife_ns > 0:
-                a = 1.0 - math.exp(-ln2 * (ts[r] - last_ts[g]) / halflife_ns)
-            y[g] = a * v + (1.0 - a) * y[g]
-        seen[g] = 1
-        last_ts[g] = ts[r]
-        out[r, 0] = y[g]
+                a = 1.0 - math.exp(-ln2 * (ts[r] - tg) / halflife_ns)
+            yg = a * v + (1.0 - a) * yg
+        sg = 1
+        tg = ts[r]
+        out[r, 0] = yg
+    if cur >= 0:
+        y[cur], last_ts[cur], seen[cur] = yg, tg, sg
 
 
 def _ewma_state(params, groups):

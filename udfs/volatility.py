@@ -36,6 +36,17 @@ def min_rows(kernel: str, least: int):
 RATIO, TOTAL, SQRT_MEAN = 0, 1, 2
 
 
+@njit(cache=True, inline="always")
+def _drop(s, nz, old):
+    """Sum and count of nonzero terms after the term `old` leaves (exactly 0 when none is left)."""
+    if old != 0.0:
+        s -= old
+        nz -= 1
+        if nz == 0:
+            s = 0.0
+    return s, nz
+
+
 @njit(cache=True)
 def window_sums_core(start, rows, gid, ts, a, b, unit_b, rows_n, span_ns, head, count, buf, bts, sums,
                      nonzero, since, out, mode, scale):
@@ -43,7 +54,16 @@ def window_sums_core(start, rows, gid, ts, a, b, unit_b, rows_n, span_ns, head, 
     (RATIO; NULL when every b is 0), A (TOTAL) or sqrt(scale A/B) (SQRT_MEAN; NULL when negative).
 
     A row whose a or b is NaN is a NULL row: skipped, state untouched.
+
+    A partition's scalars live in locals while its rows follow one another (the store's normal
+    order) and go back to the state arrays when another partition's row comes, and at the end:
+    outputs may alias them, so as array elements every update was a round trip through memory.
     """
+    cap = buf.shape[1]
+    cur = -1
+    h = c = nz_a = nz_b = since_g = 0
+    s_a = s_b = 0.0
+    stop = len(rows)
     for p in range(start, len(rows)):
         r = rows[p]
         va = a[r]
@@ -52,58 +72,59 @@ def window_sums_core(start, rows, gid, ts, a, b, unit_b, rows_n, span_ns, head, 
             continue
         g = gid[r]
         t = ts[r]
-        cap = buf.shape[1]
-        while count[g] > 0 and (count[g] >= rows_n if rows_n > 0 else bts[g, head[g]] <= t - span_ns):
-            i = head[g]
-            head[g] = i + 1 if i + 1 < cap else 0
-            count[g] -= 1
-            for k in range(2):
-                old = buf[g, i, k]
-                if old != 0.0:
-                    sums[g, k] -= old
-                    nonzero[g, k] -= 1
-                    if nonzero[g, k] == 0:
-                        sums[g, k] = 0.0
-            since[g] += 1
-        n = count[g]
-        if n == cap:
-            return p  # an INTERVAL window needs more room: `drive` grows it and resumes here
-        i = head[g] + n
+        if g != cur:
+            if cur >= 0:
+                head[cur], count[cur], since[cur] = h, c, since_g
+                sums[cur, 0], sums[cur, 1], nonzero[cur, 0], nonzero[cur, 1] = s_a, s_b, nz_a, nz_b
+            cur = g
+            h, c, since_g = head[g], count[g], since[g]
+            s_a, s_b, nz_a, nz_b = sums[g, 0], sums[g, 1], nonzero[g, 0], nonzero[g, 1]
+        while c > 0 and (c >= rows_n if rows_n > 0 else bts[g, h] <= t - span_ns):
+            s_a, nz_a = _drop(s_a, nz_a, buf[g, h, 0])
+            s_b, nz_b = _drop(s_b, nz_b, buf[g, h, 1])
+            h = h + 1 if h + 1 < cap else 0
+            c -= 1
+            since_g += 1
+        if c == cap:
+            stop = p  # an INTERVAL window needs more room: `drive` grows it and resumes here
+            break
+        i = h + c
         if i >= cap:
             i -= cap
         buf[g, i, 0] = va
         buf[g, i, 1] = vb
         bts[g, i] = t
-        n += 1
-        count[g] = n
+        c += 1
+        n = c
         if va != 0.0:
-            sums[g, 0] += va
-            nonzero[g, 0] += 1
+            s_a += va
+            nz_a += 1
         if vb != 0.0:
-            sums[g, 1] += vb
-            nonzero[g, 1] += 1
-        if since[g] >= n:  # exact recompute, amortised O(1)
-            sa = 0.0
-            sb = 0.0
-            j = head[g]
+            s_b += vb
+            nz_b += 1
+        if since_g >= n:  # exact recompute, amortised O(1)
+            s_a = 0.0
+            s_b = 0.0
+            j = h
             for _ in range(n):
-                sa += buf[g, j, 0]
-                sb += buf[g, j, 1]
+                s_a += buf[g, j, 0]
+                s_b += buf[g, j, 1]
                 j = j + 1 if j + 1 < cap else 0
-            sums[g, 0] = sa
-            sums[g, 1] = sb
-            since[g] = 0
+            since_g = 0
         if rows_n > 0 and n < rows_n:
             continue  # an INTEGER window gives NULL until it is full
         if mode == TOTAL:
-            out[r, 0] = sums[g, 0]
-        elif nonzero[g, 1] > 0:
-            ratio = sums[g, 0] / sums[g, 1]
+            out[r, 0] = s_a
+        elif nz_b > 0:
+            ratio = s_a / s_b
             if mode == RATIO:
                 out[r, 0] = ratio
             elif ratio >= 0.0:
                 out[r, 0] = math.sqrt(scale * ratio)
-    return len(rows)
+    if cur >= 0:
+        head[cur], count[cur], since[cur] = h, c, since_g
+        sums[cur, 0], sums[cur, 1], nonzero[cur, 0], nonzero[cur, 1] = s_a, s_b, nz_a, nz_b
+    return stop
 
 
 def window_sums_state(params: dict, groups: int) -> dict:
@@ -190,8 +211,14 @@ def _adjacent_core(start, rows, gid, ts, x, rows_n, span_ns, kind, head, count, 
                    since, out):
     """Sum over the window of |r_i||r_{i-1}| (BIPOWER) or med(|r_{i-1}|, |r_i|, |r_{i+1}|)^2 (MEDRV),
     only over pairs/triples whose rows are all inside the window. The term of the newest pair/triple
-    is added on entry, the oldest one's removed on exit."""
+    is added on entry, the oldest one's removed on exit. A partition's scalars live in locals while
+    its rows follow one another, as in `window_sums_core`."""
     span = 2 if kind == BIPOWER else 3
+    cap = buf.shape[1]
+    cur = -1
+    h = c = nz = since_g = 0
+    tot = 0.0
+    stop = len(rows)
     for p in range(start, len(rows)):
         r = rows[p]
         v = x[r]
@@ -200,11 +227,14 @@ def _adjacent_core(start, rows, gid, ts, x, rows_n, span_ns, kind, head, count, 
         v = abs(v)
         g = gid[r]
         t = ts[r]
-        cap = buf.shape[1]
-        while count[g] > 0 and (count[g] >= rows_n if rows_n > 0 else bts[g, head[g]] <= t - span_ns):
-            h = head[g]
+        if g != cur:
+            if cur >= 0:
+                head[cur], count[cur], total[cur], nonzero[cur], since[cur] = h, c, tot, nz, since_g
+            cur = g
+            h, c, tot, nz, since_g = head[g], count[g], total[g], nonzero[g], since[g]
+        while c > 0 and (c >= rows_n if rows_n > 0 else bts[g, h] <= t - span_ns):
             h1 = h + 1 if h + 1 < cap else 0
-            if count[g] >= span:
+            if c >= span:
                 a0 = buf[g, h, 0]
                 a1 = buf[g, h1, 0]
                 if kind == BIPOWER:
@@ -214,17 +244,17 @@ def _adjacent_core(start, rows, gid, ts, x, rows_n, span_ns, kind, head, count, 
                     m = max(min(a0, a1), min(max(a0, a1), a2))
                     term = m * m
                 if term != 0.0:
-                    total[g] -= term
-                    nonzero[g] -= 1
-                    if nonzero[g] == 0:
-                        total[g] = 0.0
-            head[g] = h1
-            count[g] -= 1
-            since[g] += 1
-        c = count[g]
+                    tot -= term
+                    nz -= 1
+                    if nz == 0:
+                        tot = 0.0
+            h = h1
+            c -= 1
+            since_g += 1
         if c == cap:
-            return p
-        i = head[g] + c  # the new row's slot
+            stop = p  # an INTERVAL window needs more room: `drive` grows it and resumes here
+            break
+        i = h + c  # the new row's slot
         if i >= cap:
             i -= cap
         if c >= span - 1:
@@ -237,17 +267,17 @@ def _adjacent_core(start, rows, gid, ts, x, rows_n, span_ns, kind, head, count, 
                 m = max(min(a0, a1), min(max(a0, a1), v))
                 term = m * m
             if term != 0.0:
-                total[g] += term
-                nonzero[g] += 1
+                tot += term
+                nz += 1
         buf[g, i, 0] = v
         bts[g, i] = t
-        n = c + 1
-        count[g] = n
-        if since[g] >= n:  # exact recompute, amortised O(1)
+        c += 1
+        n = c
+        if since_g >= n:  # exact recompute, amortised O(1)
             s = 0.0
             a0 = 0.0
             a1 = 0.0
-            j = head[g]
+            j = h
             for k in range(n):
                 a2 = buf[g, j, 0]
                 j = j + 1 if j + 1 < cap else 0
@@ -258,16 +288,18 @@ def _adjacent_core(start, rows, gid, ts, x, rows_n, span_ns, kind, head, count, 
                     s += m * m
                 a0 = a1
                 a1 = a2
-            total[g] = s
-            since[g] = 0
+            tot = s
+            since_g = 0
         if (rows_n > 0 and n < rows_n) or n < span:
             continue  # NULL until an INTEGER window is full; an INTERVAL one needs span rows
-        s = total[g] if nonzero[g] > 0 else 0.0
+        s = tot if nz > 0 else 0.0
         if kind == BIPOWER:
             out[r, 0] = BIPOWER_SCALE * n / (n - 1) * s
         else:
             out[r, 0] = MEDRV_SCALE * n / (n - 2) * s
-    return len(rows)
+    if cur >= 0:
+        head[cur], count[cur], total[cur], nonzero[cur], since[cur] = h, c, tot, nz, since_g
+    return stop
 
 
 def _adjacent_state(params, groups):
@@ -305,18 +337,28 @@ register(KernelSpec(
 # -- RiskMetrics ------------------------------------------------------------------------------------
 @njit(cache=True)
 def _riskmetrics_core(rows, gid, x, lam, s2, seen, out):
+    cur = -1
+    s2_g = 0.0
+    seen_g = 0
     for p in range(len(rows)):
         r = rows[p]
         v = x[r]
         if math.isnan(v):
             continue
         g = gid[r]
-        if seen[g] == 0:
-            s2[g] = v * v
-            seen[g] = 1
+        if g != cur:  # a partition's scalars stay in locals while its rows follow one another
+            if cur >= 0:
+                s2[cur], seen[cur] = s2_g, seen_g
+            cur = g
+            s2_g, seen_g = s2[g], seen[g]
+        if seen_g == 0:
+            s2_g = v * v
+            seen_g = 1
         else:
-            s2[g] = lam * s2[g] + (1.0 - lam) * v * v
-        out[r, 0] = math.sqrt(s2[g])
+            s2_g = lam * s2_g + (1.0 - lam) * v * v
+        out[r, 0] = math.sqrt(s2_g)
+    if cur >= 0:
+        s2[cur], seen[cur] = s2_g, seen_g
 
 
 def _riskmetrics_state(params, groups):

@@ -50,12 +50,3 @@ def drive(core, state: dict, growable: tuple[str, ...], rows: np.ndarray, args) 
 # and the oldest row leaves with
 #     i = head[g]; head[g] = (i + 1) % cap; count[g] -= 1   (buf[g, i] is its value)
 
-
-@njit(cache=True)
-def expired(bts, head, count, g, t, rows_n, span_ns, incoming) -> bool:
-    """Must the oldest row leave before a row at t enters? (`incoming` is 1 when a row will enter.)"""
-    if count[g] == 0:
-        return False
-    if rows_n > 0:
-        return count[g] + incoming > rows_n
-    return bts[g, head[g]] <= t - span_ns

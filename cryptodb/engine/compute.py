@@ -183,17 +183,25 @@ def _sortable(col: pa.ChunkedArray, desc: bool, nulls_first: bool) -> tuple[np.n
 
 @njit(cache=True)
 def _in_order(gid, keys, groups):
+    # The partition's previous row stays in a local while its rows follow one another (the
+    # store's order), not a load and a store of last[g] per row.
     last = np.full(groups, -1, np.int64)
+    cur = -1
+    p = -1
     for r in range(len(gid)):
         g = gid[r]
-        p = last[g]
+        if g != cur:
+            if cur >= 0:
+                last[cur] = p
+            cur = g
+            p = last[g]
         if p >= 0:
             for k in range(keys.shape[1]):
                 if keys[r, k] > keys[p, k]:
                     break
                 if keys[r, k] < keys[p, k]:
                     return False
-        last[g] = r
+        p = r
     return True
 
 

@@ -1,8 +1,9 @@
 """Kernel calls that share one pass over the rows (udfs.kernel.Fusion).
 
 Research's feature set asks for sma, rolling_std and the Bollinger bands of one price over one
-window, the min and the max of it, VaR and CVaR of one return: each family keeps the same window
-state, so each group is computed in one pass and every call takes its own columns. Only one-shot
+window, the min and the max of it, VaR and CVaR of one return, the order flow imbalance of one
+quote stream and its windowed sums: each family shares its window state (or, for ofi, the e_t
+series), so each group is computed in one pass and every call takes its own columns. Only one-shot
 queries fuse: saved states (live mode) stay per call, whatever else a statement computes.
 """
 
