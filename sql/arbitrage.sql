@@ -55,8 +55,8 @@
 -- @live alerts arbitrage_alerts
 -- @live carry arbitrage_open
 
-SET VARIABLE since         = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP;
-SET VARIABLE until         = coalesce(getvariable('until'), '2262-01-01')::TIMESTAMP;  -- TIMESTAMP_NS ends in 2262
+SET VARIABLE since         = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP_NS;
+SET VARIABLE until         = coalesce(getvariable('until'), '2262-01-01')::TIMESTAMP_NS;  -- TIMESTAMP_NS ends in 2262
 SET VARIABLE symbols       = coalesce(getvariable('symbols'), '*');    -- '*' or BTC-USD,ETH-USD
 SET VARIABLE exchanges     = coalesce(getvariable('exchanges'), '*');  -- '*' or coinbase,binance
 SET VARIABLE tolerance     = coalesce(getvariable('tolerance'), '500 milliseconds')::INTERVAL;

@@ -36,8 +36,8 @@
 -- the trough to the recovery of that peak, or to the end) use the same sampled equity; Calmar =
 -- annualised return / |max drawdown|. Each market has `capital` of its own; 'ALL' adds them up.
 
-SET VARIABLE since           = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP;
-SET VARIABLE until           = coalesce(getvariable('until'), '2262-01-01')::TIMESTAMP;  -- TIMESTAMP_NS ends in 2262
+SET VARIABLE since           = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP_NS;
+SET VARIABLE until           = coalesce(getvariable('until'), '2262-01-01')::TIMESTAMP_NS;  -- TIMESTAMP_NS ends in 2262
 SET VARIABLE exchange        = coalesce(getvariable('exchange'), '*');  -- '*': every exchange
 SET VARIABLE symbols         = coalesce(getvariable('symbols'), '*');   -- '*' or BTC-USD,ETH-USD
 SET VARIABLE z_window        = coalesce(getvariable('z_window'), 100)::INTEGER;

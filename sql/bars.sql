@@ -24,8 +24,8 @@
 -- Outputs: `bars` (one row per bar with OHLCV and features) in the store, and `tick_bars` (every
 -- tick with the aligned bar's close time and features) in the store or in `out`.
 
-SET VARIABLE since     = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP;
-SET VARIABLE until     = coalesce(getvariable('until'), '2262-01-01')::TIMESTAMP;  -- TIMESTAMP_NS ends in 2262
+SET VARIABLE since     = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP_NS;
+SET VARIABLE until     = coalesce(getvariable('until'), '2262-01-01')::TIMESTAMP_NS;  -- TIMESTAMP_NS ends in 2262
 SET VARIABLE symbols   = coalesce(getvariable('symbols'), '*');                     -- '*' or BTC-USD,ETH-USD
 SET VARIABLE kind      = coalesce(getvariable('kind'), 'time');
 SET VARIABLE bar       = coalesce(getvariable('bar'), '1 minute')::INTERVAL;

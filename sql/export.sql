@@ -7,7 +7,7 @@
 -- micro-batch's features as they are computed (and live mode stores them, as with sql/live.sql).
 -- Delivery to Kafka is at least once.
 
-SET VARIABLE since   = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP;
+SET VARIABLE since   = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP_NS;
 SET VARIABLE cusum_k = coalesce(getvariable('cusum_k'), 0.5)::DOUBLE;
 SET VARIABLE cusum_h = coalesce(getvariable('cusum_h'), 8)::DOUBLE;
 

@@ -10,7 +10,7 @@
 -- the kernel states and the Kafka offsets, and prints the signals. Change the strategy by editing
 -- the signal rules below.
 
-SET VARIABLE since    = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP;
+SET VARIABLE since    = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP_NS;
 SET VARIABLE cusum_k  = coalesce(getvariable('cusum_k'), 0.5)::DOUBLE;
 SET VARIABLE cusum_h  = coalesce(getvariable('cusum_h'), 8)::DOUBLE;
 SET VARIABLE buy_z    = coalesce(getvariable('buy_z'), -2)::DOUBLE;

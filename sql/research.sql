@@ -8,7 +8,7 @@
 --      `features` in the catalog that BI tools read), or a .parquet/.csv path.
 -- The features themselves are in sql/features.sql, shared with live mode.
 
-SET VARIABLE since   = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP;
+SET VARIABLE since   = coalesce(getvariable('since'), '1970-01-01')::TIMESTAMP_NS;
 SET VARIABLE grid    = coalesce(getvariable('grid'), '1 minute')::INTERVAL;
 SET VARIABLE cusum_k = coalesce(getvariable('cusum_k'), 0.5)::DOUBLE;
 SET VARIABLE cusum_h = coalesce(getvariable('cusum_h'), 8)::DOUBLE;

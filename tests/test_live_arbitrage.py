@@ -277,3 +277,21 @@ def test_script_tables_only_read_afterwards_stay_in_arrow_and_changed_ones_in_du
         kept = [{"symbol": s, "price": p} for s, p in zip("AB", prices) if p > 1]
         assert out.stored["signals"].to_pylist() == kept + [{"symbol": "X", "price": 0.0}]
         assert out.alerts["signals"].num_rows == len(kept) + 1
+
+
+def test_since_keeps_nanoseconds(tmp_path):
+    """`since` starts the instants at a nanosecond: live mode sets it to a batch's first funding
+    row or quote, which a cast to microseconds rounded up past that row half the time (the row
+    then never got its carry)."""
+    with cryptodb.connect(tmp_path / "db.duckdb") as db:
+        db.generate(symbols=["BTC-USD"], ticks=600, seed=5, exchange="binance")
+        ticks = db.sql(f"SELECT {', '.join(TICKS.names)} FROM ticks ORDER BY ts, seq").to_arrow_table()
+        rows = funding_rows(ticks)
+        ts = rows.column("ts").cast(pa.int64()).to_numpy() // 1000 * 1000 + 777  # rounds up to a microsecond
+        rows = rows.set_column(rows.schema.get_field_index("ts"), "ts", pa.array(ts, pa.timestamp("ns")))
+        db.insert_funding(rows)
+        first = int(ts[1])
+        db.sql(f"SET VARIABLE since = make_timestamp_ns({first})")  # as the live runner sets it
+        db.run_script("arbitrage", **PARAMS)
+        carried = db.sql("SELECT epoch_ns(ts) FROM funding_carry ORDER BY ts").fetchall()
+    assert [t for (t,) in carried] == [int(t) for t in ts if t >= first]
