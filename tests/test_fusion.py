@@ -44,10 +44,16 @@ def db():
         yield db
 
 
-def test_fused_calls_equal_each_kernel_alone(db, monkeypatch):
-    passes = []
+@pytest.fixture
+def passes(monkeypatch):
+    """The fused groups of each scope the engine computes, as `fuse` returned them."""
+    found = []
     real = compute.fuse
-    monkeypatch.setattr(compute, "fuse", lambda *a: passes.append(real(*a)) or passes[-1])
+    monkeypatch.setattr(compute, "fuse", lambda *a: found.append(real(*a)) or found[-1])
+    return found
+
+
+def test_fused_calls_equal_each_kernel_alone(db, passes):
     columns = ", ".join(f"{sql} OVER w AS {name}" for name, sql in CALLS.items())
     together = db.sql(f"SELECT {columns} FROM r {W} ORDER BY symbol, ts, seq").to_arrow_table()
     groups = {id(f): sorted(f.name.split("+")) for f in passes[0].values()}
@@ -63,10 +69,7 @@ def test_fused_calls_equal_each_kernel_alone(db, monkeypatch):
         assert together.column(name).equals(alone.column("v")), name
 
 
-def test_ofi_sums_fused_without_ofi_equal_each_alone(db, monkeypatch):
-    passes = []
-    real = compute.fuse
-    monkeypatch.setattr(compute, "fuse", lambda *a: passes.append(real(*a)) or passes[-1])
+def test_ofi_sums_fused_without_ofi_equal_each_alone(db, passes):
     calls = {"a": "ofi_sum(bid, ask, bid_size, ask_size, 20)", "b": "ofi_sum(bid, ask, bid_size, ask_size, 7)"}
     columns = ", ".join(f"{sql} OVER w AS {name}" for name, sql in calls.items())
     together = db.sql(f"SELECT {columns} FROM r {W} ORDER BY symbol, ts, seq").to_arrow_table()

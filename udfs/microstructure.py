@@ -15,6 +15,7 @@ from .covariance import BETA, COV, pairs_state, run_pairs
 from .jit import njit
 from .kernel import Fusion, KernelSpec, Output, Param, Window
 from .registry import register
+from .sequence import compensated_add
 from .volatility import RATIO, TOTAL, WINDOW, min_rows, run_window_sums, window_sums_state
 from .window import RING, ring_state
 
@@ -167,8 +168,8 @@ def _vwap_expanding_core(rows, gid, price, volume, sums, comp, nonzero, out):
                 sums[cur, 0], sums[cur, 1], comp[cur, 0], comp[cur, 1], nonzero[cur] = s0, s1, c0, c1, nz
             cur = g
             s0, s1, c0, c1, nz = sums[g, 0], sums[g, 1], comp[g, 0], comp[g, 1], nonzero[g]
-        s0, c0 = _neumaier_add(s0, c0, pr * v)
-        s1, c1 = _neumaier_add(s1, c1, v)
+        s0, c0 = compensated_add(s0, c0, pr * v)
+        s1, c1 = compensated_add(s1, c1, v)
         if v != 0.0:
             nz += 1
         if nz > 0:
@@ -178,15 +179,6 @@ def _vwap_expanding_core(rows, gid, price, volume, sums, comp, nonzero, out):
     if cur >= 0:
         sums[cur, 0], sums[cur, 1], comp[cur, 0], comp[cur, 1], nonzero[cur] = s0, s1, c0, c1, nz
 
-
-@njit(cache=True, inline="always")
-def _neumaier_add(s, c, term):
-    t = s + term
-    if abs(s) >= abs(term):
-        c += (s - t) + term
-    else:
-        c += (term - t) + s
-    return t, c
 
 
 def _vwap_state(params, groups):

@@ -19,6 +19,17 @@ from .registry import register
 PREV, DIFF, CUMSUM, FIRST, COUNT = 0, 1, 2, 3, 4
 
 
+@njit(cache=True, inline="always")
+def compensated_add(s, c, term):
+    """(s + term, its running compensation): Neumaier's step, s + c being the exact sum so far."""
+    t = s + term
+    if abs(s) >= abs(term):
+        c += (s - t) + term
+    else:
+        c += (term - t) + s
+    return t, c
+
+
 @njit(cache=True)
 def _sequence_core(rows, gid, x, k, mode, ring, head, seen, total, comp, out):
     # A partition's scalars stay in locals while its rows follow one another (the store's order)
@@ -45,13 +56,8 @@ def _sequence_core(rows, gid, x, k, mode, ring, head, seen, total, comp, out):
             ring[g, h] = v
             h = h + 1 if h + 1 < k else 0
         elif mode == CUMSUM:  # Kahan-Babuska: the running sum of 10M returns keeps its digits
-            t = tot + v
-            if abs(tot) >= abs(v):
-                cmp += (tot - t) + v
-            else:
-                cmp += (v - t) + tot
-            tot = t
-            out[r, 0] = t + cmp
+            tot, cmp = compensated_add(tot, cmp, v)
+            out[r, 0] = tot + cmp
         elif mode == FIRST:
             if n == 0:
                 tot = v
