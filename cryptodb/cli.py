@@ -423,7 +423,7 @@ def cmd_live(args) -> int:
     options = LiveOptions(
         bootstrap=args.bootstrap, topic=args.topic, group=args.group, script=args.script,
         params=parse_params(args.param), state_backend=args.state_backend, batch_rows=args.batch_rows,
-        batch_ms=args.batch_ms, signals_topic=args.signals_topic, export_topic=args.export_topic,
+        batch_ms=args.batch_ms, commit_ms=args.commit_ms, signals_topic=args.signals_topic, export_topic=args.export_topic,
         max_batches=args.max_batches, idle_exit=args.idle_exit, print_signals=not args.quiet)
     with open_db(args) as db:
         totals = live(db, options)
@@ -446,6 +446,11 @@ def _configure_live(p):
                         "catalog), memory (nothing kept), rocksdb (needs cryptodb[rocksdb])")
     p.add_argument("--batch-rows", type=int, default=10_000, help="most messages per micro-batch")
     p.add_argument("--batch-ms", type=int, default=1_000, help="longest wait for a micro-batch to fill, ms")
+    p.add_argument("--commit-ms", type=int, default=0, metavar="T",
+                   help="0 (default): every batch commits before its signals go out, so they go out once, also "
+                        "across a crash; T: signals and features go out as soon as computed and batches commit "
+                        "together every T ms (much less work a batch; a crash sends the "
+                        "signals since the last commit again)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="a script parameter (repeatable)")
     p.add_argument("--signals-topic", default=None,
                    help="also produce signals and alerts (arbitrage_alerts) to this topic, keyed by symbol")

@@ -89,13 +89,19 @@ def run_live(path, bootstrap, topic, *extra, env=None, check=True):
 
 
 @pytest.mark.slow
-def test_live_features_equal_research_row_for_row(kafka_broker, source, tmp_path):
+@pytest.mark.parametrize("commit_ms", ["0", "700"])
+def test_live_features_equal_research_row_for_row(kafka_broker, source, tmp_path, commit_ms):
     ticks, expected = source
     topic = fresh_topic()
     publish(kafka_broker, topic, ticks)
     path = tmp_path / "live.duckdb"
-    proc = run_live(path, kafka_broker, topic)
-    assert "batch 2:" in proc.stderr  # several micro-batches, so state really carried over
+    proc = run_live(path, kafka_broker, topic, "--commit-ms", commit_ms)
+    batches = proc.stderr.count("\nbatch ") + proc.stderr.startswith("batch ")
+    assert batches >= 2  # several micro-batches, so state really carried over
+    if commit_ms == "0":
+        assert proc.stderr.count("committed (") == batches
+    else:  # batches committed together: the states each one left stayed in memory for the next
+        assert proc.stderr.count("committed (") < batches
     assert_same_rows(live_features(path), expected)
     with cryptodb.connect(path, read_only=True) as db:
         stored = db.sql(f"SELECT {', '.join(TICKS.names)} FROM ticks ORDER BY ts, symbol, seq").to_arrow_table()
@@ -124,17 +130,22 @@ def test_a_crash_before_commit_then_a_restart_equal_one_uninterrupted_run(kafka_
     assert_same_rows(live_features(path), expected)
 
 
+def four_ticks() -> pa.Table:
+    """BTC-USD on coinbase, seq 1 to 4, a millisecond apart."""
+    base = 1_767_225_600_000_000_000
+    return pa.table({
+        "exchange": ["coinbase"] * 4, "symbol": ["BTC-USD"] * 4,
+        "ts": pa.array([base + i * 1_000_000 for i in (1, 2, 3, 4)], pa.timestamp("ns")),
+        "seq": pa.array([1, 2, 3, 4], pa.int64()), "price": [100.0, 101.0, 102.0, 103.0],
+        "bid": [99.9, 100.9, 101.9, 102.9], "ask": [100.1, 101.1, 102.1, 103.1]})
+
+
 @pytest.mark.slow
 def test_bad_late_and_duplicate_messages(kafka_broker, tmp_path):
     from confluent_kafka import Producer
 
     topic = fresh_topic()
-    base = 1_767_225_600_000_000_000
-    good = pa.table({
-        "exchange": ["coinbase"] * 4, "symbol": ["BTC-USD"] * 4,
-        "ts": pa.array([base + i * 1_000_000 for i in (1, 2, 3, 4)], pa.timestamp("ns")),
-        "seq": pa.array([1, 2, 3, 4], pa.int64()), "price": [100.0, 101.0, 102.0, 103.0],
-        "bid": [99.9, 100.9, 101.9, 102.9], "ask": [100.1, 101.1, 102.1, 103.1]})
+    good = four_ticks()
     late = good.slice(0, 1).set_column(3, "seq", pa.array([0], pa.int64()))  # before tick 1: late
     producer = Producer({"bootstrap.servers": kafka_broker})
     messages = encode_rows("ticks", good) + [b"{not json", encode_rows("ticks", good.slice(1, 1))[0]]
@@ -154,6 +165,49 @@ def test_bad_late_and_duplicate_messages(kafka_broker, tmp_path):
     assert len(letters) == 2
     assert "late tick" in letters[0][0] and '"seq":0' in letters[0][1]
     assert letters[1][1] == "{not json"
+
+
+class Message:
+    """A consumed Kafka message, as confluent_kafka gives it to the runner."""
+
+    def __init__(self, value: bytes, offset: int):
+        self._value, self._offset = value, offset
+
+    def value(self): return self._value
+    def key(self): return b"BTC-USD"
+    def topic(self): return "t"
+    def partition(self): return 0
+    def offset(self): return self._offset
+    def timestamp(self): return (1, time.time_ns() // 1_000_000)
+    def error(self): return None
+
+
+def test_ticks_waiting_for_a_commit_count_as_stored(tmp_path):
+    """With --commit-ms, a tick repeated from a batch not committed yet is a duplicate (not a late
+    tick), and the batches' rows reach the store at their commit, once."""
+    from cryptodb.live.runner import LiveOptions, LiveRunner
+
+    good = four_ticks()
+    late = good.slice(2, 1).set_column(3, "seq", pa.array([0], pa.int64()))
+    payloads = encode_rows("ticks", good.slice(0, 3)) + encode_rows("ticks", good.slice(1, 1)) + \
+        encode_rows("ticks", late) + encode_rows("ticks", good.slice(3, 1))
+    messages = [Message(p, i) for i, p in enumerate(payloads)]
+    path = tmp_path / "live.duckdb"
+    with cryptodb.connect(path) as db:
+        runner = LiveRunner(db, LiveOptions(topic="t", commit_ms=60_000, print_signals=False))
+        runner.open()
+        try:
+            first = runner.process(messages[:3], 1)
+            second = runner.process(messages[3:], 2)
+            assert first.committed_ms is None and second.committed_ms is None
+            assert (second.ticks, second.duplicates, second.dead_letters) == (1, 1, 1)
+            assert not db.store.files("ticks")  # nothing is written before the commit
+            assert len(runner.commit(2)) == len(messages)  # both batches' messages committed
+        finally:
+            runner.close()
+        assert db.sql("SELECT seq FROM ticks ORDER BY ts, seq").fetchall() == [(1,), (2,), (3,), (4,)]
+        assert db.sql("SELECT count(*) FROM features").fetchall() == [(4,)]
+        assert "late tick" in db.sql("SELECT reason FROM dead_letters").fetchall()[0][0]
 
 
 @pytest.mark.slow
@@ -267,7 +321,9 @@ def test_a_broker_outage_is_waited_out_and_loses_nothing(source, tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_points_then_restart_equals_one_uninterrupted_run(kafka_broker, source, tmp_path):
+@pytest.mark.parametrize("commit_ms", ["0", "400"])
+def test_kill_9_at_random_points_then_restart_equals_one_uninterrupted_run(kafka_broker, source, tmp_path,
+                                                                           commit_ms):
     import random
 
     ticks, expected = source
@@ -277,7 +333,8 @@ def test_kill_9_at_random_points_then_restart_equals_one_uninterrupted_run(kafka
     rng = random.Random(7)
     for _ in range(4):
         proc = subprocess.Popen([sys.executable, "-m", "cryptodb", "--db", str(path), "live", "--bootstrap",
-                                 kafka_broker, "--topic", topic, "--batch-rows", "150", "--quiet"],
+                                 kafka_broker, "--topic", topic, "--batch-rows", "150", "--commit-ms", commit_ms,
+                                 "--quiet"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         # The first batch is under way (or, once an earlier run consumed everything, no batch
         # comes at all: then the wait ends after a few seconds).

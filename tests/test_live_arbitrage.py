@@ -162,6 +162,27 @@ def test_a_crash_before_commit_then_a_restart_from_the_cli(kafka_broker, source,
 
 
 @pytest.mark.slow
+def test_batches_committed_together_then_a_crash_and_a_restart(kafka_broker, source, tmp_path):
+    """With --commit-ms, books read the ticks of batches not committed yet as stored, and alerts go
+    out before their commit: after a crash the stored tables are whole and once, and every alert
+    was printed, those of the batches after the last commit twice."""
+    ticks, funding, reference = source
+    topic = publish(kafka_broker, ticks, funding)
+    path = tmp_path / "live.duckdb"
+    args = ["--db", str(path), "live", "--script", "arbitrage", "--bootstrap", kafka_broker, "--topic", topic,
+            "--group", topic, "--batch-rows", "150", "--batch-ms", "200", "--commit-ms", "600", "--idle-exit", "2",
+            "--param", "fee_bps=0.5"]
+    crashed = run_cli(*args, env={"CRYPTODB_LIVE_EXIT_BEFORE_COMMIT": "8"}, timeout=180)
+    assert crashed.returncode == 75, crashed.stderr
+    assert crashed.stderr.count("committed (") < crashed.stderr.count("\nbatch ")  # commits took several batches
+    proc = run_cli(*args, check=True, timeout=180)
+    assert_equals_history(stored(path), reference)
+    printed = printed_alerts(crashed.stdout) + printed_alerts(proc.stdout)
+    want = reference["arbitrage_alerts"].num_rows
+    assert len(set(printed)) == want and len(printed) > want
+
+
+@pytest.mark.slow
 def test_an_exchange_silent_across_a_batch_boundary_ends_its_open_opportunity(kafka_broker, tmp_path):
     """Batches of three quotes; tolerance 1 s, fee 1 bps a leg. a -> b opens at 100 ms (batch 1);
     a says nothing more until 3 s, so at 2 s (batch 2) its book is stale and the run ends there,

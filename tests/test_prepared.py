@@ -10,6 +10,7 @@ from conftest import make_ticks
 
 from cryptodb.engine import run as engine_run
 from cryptodb.engine.gate import Engine
+from cryptodb.engine.resume import ResidentStates
 from cryptodb.store import ParquetStore
 
 # Two scopes (the second reads the first's aliases through an expression, as research's CUSUM
@@ -72,9 +73,8 @@ def test_parameters_are_bound_anew_on_every_run(tmp_path):
     assert not second.column("e").equals(first.column("e"))
 
 
-class ImmediateStates:
-    """Saved states are visible at once: the strictest store, where a call that ran twice in one
-    statement would resume from its own output."""
+class SavedStates:
+    """Encoded states by (call, partition), as a live backend keeps them once committed."""
 
     def __init__(self):
         self.saved = {}
@@ -88,16 +88,45 @@ class ImmediateStates:
 
 @pytest.mark.parametrize("reuse", [False, True])
 def test_batches_resuming_from_state_equal_one_pass(tmp_path, reuse):
+    """States stay in memory from batch to batch; at some cuts they are saved and memory is
+    dropped, as a restart would, and the next batch resumes from the saved ones."""
     rows = ticks(5).sort_by([("ts", "ascending"), ("symbol", "ascending")])
     one_pass = run(engine(tmp_path, reuse=False), rows)
-    batched = engine(tmp_path, reuse=reuse, states=ImmediateStates())
-    cuts = np.sort(np.random.default_rng(0).choice(np.arange(1, rows.num_rows), 12, replace=False))
-    parts = [run(batched, rows.slice(a, b - a)) for a, b in zip([0, *cuts], [*cuts, rows.num_rows])]
+    saved = SavedStates()
+    batched = engine(tmp_path, reuse=reuse, states=ResidentStates(saved))
+    rng = np.random.default_rng(0)
+    cuts = np.sort(rng.choice(np.arange(1, rows.num_rows), 12, replace=False))
+    parts, restarts = [], 0
+    for a, b in zip([0, *cuts], [*cuts, rows.num_rows]):
+        batched.kernel_states.begin_batch()
+        parts.append(run(batched, rows.slice(a, b - a)))
+        if rng.random() < 0.4:
+            for call, states in batched.kernel_states.changed():
+                saved.save(call, states)
+            batched = engine(tmp_path, reuse=reuse, states=ResidentStates(saved))
+            restarts += 1
+    assert restarts >= 3
     got = pa.concat_tables(parts).sort_by([("symbol", "ascending"), ("ts", "ascending"), ("seq", "ascending")])
     # row_number() is DuckDB's and restarts each batch; every kernel column carries on.
     kernels = ["ret", "sd", "e", "cs", "ca"]
     assert got.select(kernels).equals(one_pass.select(kernels))
     assert one_pass.column("ca").drop_null().to_numpy().any()  # alarms happen, so the check bites
+
+
+def test_a_statement_run_twice_in_a_batch_resumes_each_time_from_the_batch_before(tmp_path):
+    """Two runs of one statement's text in a batch are two calls, each with its own states: the
+    second does not resume from what the first left in the same batch."""
+    rows = ticks(6).sort_by([("ts", "ascending"), ("symbol", "ascending")])
+    one_pass = run(engine(tmp_path, reuse=False), rows)
+    batched = engine(tmp_path, reuse=True, states=ResidentStates(SavedStates()))
+    firsts, seconds = [], []
+    for a, b in [(0, 300), (300, 700), (700, rows.num_rows)]:
+        batched.kernel_states.begin_batch()
+        firsts.append(run(batched, rows.slice(a, b - a)))
+        seconds.append(run(batched, rows.slice(a, b - a)))
+    for parts in (firsts, seconds):
+        got = pa.concat_tables(parts).sort_by([("symbol", "ascending"), ("ts", "ascending"), ("seq", "ascending")])
+        assert got.select(["ret", "sd", "e", "cs", "ca"]).equals(one_pass.select(["ret", "sd", "e", "cs", "ca"]))
 
 
 def test_window_orders_are_shared_only_by_the_same_key_buffers():

@@ -34,23 +34,28 @@ def extract(spec: KernelSpec, state: dict[str, np.ndarray], g: int) -> dict[str,
 def assemble(spec: KernelSpec, params: dict, rows: list[dict[str, np.ndarray] | None]) -> dict[str, np.ndarray]:
     """A state for len(rows) partitions: saved rows where given, empty state where None."""
     state = spec.new_state(params, len(rows))
+    given = [g for g, row in enumerate(rows) if row is not None]
+    place(spec, state, given, [rows[g] for g in given])
+    return state
+
+
+def place(spec: KernelSpec, state: dict[str, np.ndarray], positions: list[int],
+          rows: list[dict[str, np.ndarray]]) -> None:
+    """Put saved rows (as `extract` gives them) into `state` at `positions`, growing rings to fit."""
     ring_arrays = set()
     for ring in spec.ring_layout:
         if ring.arrays[0] not in state:
             continue
         ring_arrays |= set(ring.arrays)
-        need = max([len(r[ring.arrays[0]]) for r in rows if r is not None], default=0)
+        need = max([len(r[ring.arrays[0]]) for r in rows], default=0)
         if need > state[ring.arrays[0]].shape[1]:
             ensure_capacity(state, ring.arrays, need, ring.head, ring.count)
-    for g, row in enumerate(rows):
-        if row is None:
-            continue
+    for g, row in zip(positions, rows):
         for name, values in row.items():
             if name in ring_arrays:
                 state[name][g, : len(values)] = values
             else:
                 state[name][g] = values
-    return state
 
 
 def to_bytes(row: dict[str, np.ndarray]) -> bytes:

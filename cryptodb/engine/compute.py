@@ -19,9 +19,8 @@ from cryptodb.engine.calls import KernelCall, KernelShapeError
 from cryptodb.engine.fusion import FusedCall, fuse
 from cryptodb.engine.memory import keep_large_pages
 from cryptodb.engine.planner import ScopePlan, dependency_of
-from cryptodb.engine.resume import KernelStates, call_id, partition_names
+from cryptodb.engine.resume import ResidentStates, call_id, partition_names
 from cryptodb.udfs.jit import njit
-from cryptodb.udfs.state import assemble, extract, from_bytes, to_bytes
 
 _THREADS = max(1, min(4, os.cpu_count() or 1))
 # Below this many rows a statement's kernels run one after another on the calling thread: handing
@@ -376,11 +375,11 @@ def _buffers_of(col: pa.ChunkedArray) -> tuple:
     return tuple((len(c), c.offset, tuple(b.address if b is not None else 0 for b in c.buffers())) for c in col.chunks)
 
 
-def compute(table: pa.Table, plan: ScopePlan, states: KernelStates | None = None,
+def compute(table: pa.Table, plan: ScopePlan, states: ResidentStates | None = None,
             scope_id: str = "", orders: WindowOrders | None = None) -> list[pa.Array]:
-    """One output column per call, aligned with `table`'s rows. With `states`, every call starts
-    from the saved state of each partition and saves its state back (see engine.resume). Scopes
-    of one statement share `orders`."""
+    """One output column per call, aligned with `table`'s rows. With `states`, every call resumes
+    from the state each partition was left in and leaves its state there (see engine.resume).
+    Scopes of one statement share `orders`."""
     keep_large_pages()
     orders = orders or WindowOrders()
     windows = {}
@@ -520,11 +519,8 @@ def _run_piece(task) -> None:
         call.spec.step(call.spec.new_state(call.params, groups), cols, ts, gid, rows, call.params, out)
         return
     states, scope_id, partitions = resume
-    name = call_id(scope_id, _call_key_of(call))
-    saved = states.load(name, partitions)
-    state = assemble(call.spec, call.params, [None if b is None else from_bytes(b) for b in saved])
-    call.spec.step(state, cols, ts, gid, rows, call.params, out)
-    states.save(name, {p: to_bytes(extract(call.spec, state, g)) for g, p in enumerate(partitions)})
+    state, slots = states.place(call_id(scope_id, _call_key_of(call)), call.spec, call.params, partitions)
+    call.spec.step(state, cols, ts, slots[gid], rows, call.params, out)
 
 
 def _tasks(call, cols, ts, gid, groups, rows, pieces, resume, in_order) -> list[tuple]:

@@ -60,7 +60,8 @@ class Engine:
 
     con: duckdb.DuckDBPyConnection
     store: ParquetStore
-    # Live mode: kernels resume from saved per-partition state (engine.resume); None: from empty state.
+    # Live mode: kernels resume from their per-partition states (engine.resume.ResidentStates);
+    # None: from empty state.
     kernel_states: object | None = None
     # Keep each kernel statement's plan and replay it when the same text comes again (engine.prepared).
     # Only for a user who runs the same statements over sources whose columns do not change, as live

@@ -10,9 +10,9 @@ One interface, three backends:
 - `rocksdb`: a RocksDB directory (`crypto.live.rocksdb`), through the optional `rocksdict` package
   (`pip install 'cryptodb[rocksdb]'`).
 
-A batch calls `begin(files)` before writing its output files and `commit(...)` after: the states
-the engine saved during the batch, the next offsets and the watermarks become durable together,
-in one transaction. Files listed by a `begin` that never reached its `commit` are the output of a
+A commit calls `begin(files)` before writing its output files and `commit(...)` after: the states
+saved since the last commit, the next offsets and the watermarks become durable together, in one
+transaction. Files listed by a `begin` that never reached its `commit` are the output of a
 batch that will be consumed again; `checkpoint().pending` names them so they can be removed.
 
 Watermarks are kept per stream, (exchange, symbol) (cryptodb.live.order). State written when they
@@ -44,7 +44,8 @@ class Checkpoint:
 
 
 class StateBackend:
-    """Kernel states staged during a batch (the engine's KernelStates), made durable by commit."""
+    """Encoded kernel states (engine.resume.KernelStates, behind the engine's ResidentStates):
+    staged by save, durable at commit."""
 
     def __init__(self):
         self._staged: dict[tuple[str, str], bytes] = {}
@@ -52,8 +53,7 @@ class StateBackend:
 
     # -- the engine's side (cryptodb.engine.resume.KernelStates) -----------------------------
     def load(self, call_id: str, partitions: list[str]) -> list[bytes | None]:
-        """States as of the last commit, never ones staged since: two calls that compute the same
-        thing in one batch (cusum_stat and cusum_alarm of one input) must both start from there."""
+        """States as of the last commit, never ones staged since."""
         with self._lock:
             found = self._load_committed(call_id, partitions)
             return [found.get(p) for p in partitions]
@@ -136,7 +136,6 @@ class DuckDBBackend(StateBackend):
         from cryptodb.errors import is_lock_error, lock_error
 
         self.path = path
-        self._cache: dict[str, dict[str, bytes]] = {}
         try:
             self.con = duckdb.connect(str(path))
         except duckdb.Error as e:
@@ -195,19 +194,14 @@ class DuckDBBackend(StateBackend):
         except Exception:
             con.execute("ROLLBACK")
             raise
-        for (call, part), blob in self._staged.items():
-            if call in self._cache:
-                self._cache[call][part] = blob
         self._staged.clear()
 
     def _load_committed(self, call_id, partitions):
-        # A call's states are read from the file once, then kept in memory and updated at commit:
-        # one query per call and batch was most of a small batch's time.
-        if call_id not in self._cache:
-            rows = self.con.execute("SELECT part, state FROM kernel_state WHERE call_id = ?", [call_id]).fetchall()
-            self._cache[call_id] = {p: bytes(b) for p, b in rows}
-        cached = self._cache[call_id]
-        return {p: cached[p] for p in partitions if p in cached}
+        # Live mode keeps states in memory (engine.resume.ResidentStates) and asks only for the
+        # partitions a call meets for the first time since the process started.
+        rows = self.con.execute("SELECT part, state FROM kernel_state WHERE call_id = ? AND part IN "
+                                "(SELECT unnest(?::VARCHAR[]))", [call_id, partitions]).fetchall()
+        return {p: bytes(b) for p, b in rows}
 
     def close(self) -> None:
         self.con.close()

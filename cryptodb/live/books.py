@@ -64,9 +64,9 @@ def plain_inputs(ticks: pa.Table, funding: pa.Table) -> ScriptInputs:
 
 
 def lookback_inputs(store: ParquetStore, con, ticks: pa.Table, funding: pa.Table, watermarks: Watermarks,
-                    tolerance_ns: int) -> ScriptInputs:
-    """`ticks` and `funding` of one batch (already stored) as a lookback script sees them, given
-    the watermarks committed before the batch."""
+                    tolerance_ns: int, waiting: pa.Table | None = None) -> ScriptInputs:
+    """`ticks` and `funding` of one batch (already stored, or `waiting` among the ticks of batches
+    not committed yet) as a lookback script sees them, given the watermarks of the batches before."""
     front = frontiers(watermarks)
     symbols = ticks.column("symbol").to_numpy(zero_copy_only=False)
     ts = ticks.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
@@ -82,22 +82,26 @@ def lookback_inputs(store: ParquetStore, con, ticks: pa.Table, funding: pa.Table
     if funding.num_rows:
         f_ts = funding.column("ts").cast(pa.int64())
         f_first, f_last = int(pc.min(f_ts).as_py()), int(pc.max(f_ts).as_py())
-        for s in _stored_symbols(store):
+        for s in _stored_symbols(store, waiting):
             if s in first:
                 windows[s] = (min(windows[s][0], f_first - tolerance_ns), first[s])
             else:
                 windows[s] = (f_first - tolerance_ns, f_last + 1)
                 since_by_symbol[s] = f_last + 1
         since = min(f_first, since if since is not None else f_first)
-    context = _read_windows(store, con, windows, ticks.schema)
+    context = _read_windows(store, con, windows, ticks.schema, waiting)
     view = pa.concat_tables([context, ticks.filter(pa.array(fresh))])
     return ScriptInputs(with_date(view), with_date(funding), since, since_by_symbol)
 
 
-def _stored_symbols(store: ParquetStore) -> list[str]:
+def _stored_symbols(store: ParquetStore, waiting: pa.Table | None) -> list[str]:
     root = store.table_path("ticks")
-    return sorted(e.name.partition("=")[2] for e in os.scandir(root)
-                  if e.is_dir() and e.name.startswith("symbol=") and e.name != f"symbol={NULL_PARTITION}")
+    found = {e.name.partition("=")[2] for e in os.scandir(root)
+             if e.is_dir() and e.name.startswith("symbol=") and e.name != f"symbol={NULL_PARTITION}"} \
+        if root.is_dir() else set()
+    if waiting is not None:
+        found |= {s for s in pc.unique(waiting.column("symbol")).to_pylist() if s is not None}
+    return sorted(found)
 
 
 def _files(store: ParquetStore, symbol: str, lo: int, hi: int) -> list[str]:
@@ -116,27 +120,32 @@ def _files(store: ParquetStore, symbol: str, lo: int, hi: int) -> list[str]:
 
 
 def _read_windows(store: ParquetStore, con, windows: dict[str, tuple[int, int]], schema: pa.Schema,
-                  attempts: int = 3) -> pa.Table:
-    """Stored ticks of each symbol with ts in its window [lo, hi), in `schema`."""
+                  waiting: pa.Table | None = None, attempts: int = 3) -> pa.Table:
+    """Stored ticks of each symbol with ts in its window [lo, hi), in `schema`: from the store's
+    files, and from the `waiting` ticks of batches not committed yet."""
     import duckdb
 
     names = ", ".join(f"t.{n}" for n in schema.names)
+    within = "JOIN live_lookback_windows w ON t.symbol = w.symbol AND epoch_ns(t.ts) >= w.lo AND epoch_ns(t.ts) < w.hi"
     for attempt in range(attempts):
         files = [f for s, (lo, hi) in windows.items() for f in _files(store, s, lo, hi)]
-        if not files:
+        sources = [f"SELECT {names} FROM read_parquet(?, {_HIVE}) t {within}"] if files else []
+        if waiting is not None and waiting.num_rows:
+            sources.append(f"SELECT {names} FROM live_lookback_waiting t {within}")
+            con.register("live_lookback_waiting", waiting)
+        if not sources:
             return schema.empty_table()
         bounds = pa.table({"symbol": list(windows), "lo": [w[0] for w in windows.values()],
                            "hi": [w[1] for w in windows.values()]})
         con.register("live_lookback_windows", bounds)
         try:
-            rows = con.sql(
-                f"SELECT {names} FROM read_parquet(?, {_HIVE}) t JOIN live_lookback_windows w "
-                "ON t.symbol = w.symbol AND epoch_ns(t.ts) >= w.lo AND epoch_ns(t.ts) < w.hi", params=[files]
-            ).to_arrow_table()
+            rows = con.sql(" UNION ALL ".join(sources), params=[files] if files else None).to_arrow_table()
             return rows.cast(schema)
         except duckdb.IOException:
             if attempt + 1 == attempts:
                 raise  # a compaction swapped the files out while they were read: list them again
         finally:
             con.unregister("live_lookback_windows")
+            if len(sources) > bool(files):
+                con.unregister("live_lookback_waiting")
     raise AssertionError("unreachable")

@@ -2,19 +2,25 @@
 
 Every micro-batch (bounded by rows and by time):
 1. decode the messages (normalised JSON rows or raw Coinbase envelopes, `ingest.messages`);
-   malformed ones go to the dead-letter table with the reason;
+   malformed ones become dead letters, with the reason;
 2. apply the ordering policy per stream, (exchange, symbol), against its watermark
-   (cryptodb.live.order): duplicates are dropped, late ticks go to the dead-letter table;
-3. append the ticks to the store (atomic files, de-duplicated), and trades, funding and book rows;
-4. run the live script (sql/live.sql by default; cryptodb.live.script) over the new ticks, every
-   kernel resuming from its saved per-partition state, so the results equal those of a run over
-   all ticks, row for row. A script that reads books across exchanges (`-- @live lookback`, as
-   sql/arbitrage.sql) also gets the stored quotes those books need (cryptodb.live.books);
-5. record the files it is about to write (`begin`): the tables the script leaves for the store and
-   its COPYs to `store://`, as appends; write them; then commit kernel states, carried tables,
-   next offsets and watermarks in one transaction (`commit`); then print the alerts.
+   (cryptodb.live.order): duplicates are dropped, late ticks become dead letters;
+3. run the live script (sql/live.sql by default; cryptodb.live.script) over the new ticks, every
+   kernel resuming from the state its partition was left in (kept in memory between batches,
+   engine.resume.ResidentStates), so the results equal those of a run over all ticks, row for
+   row. A script that reads books across exchanges (`-- @live lookback`, as sql/arbitrage.sql)
+   also gets the stored quotes those books need (cryptodb.live.books);
+4. commit (see `commit`): append the ticks, trades, funding, book rows and dead letters to the
+   store (de-duplicated by key); record the files of the script's tables about to be written
+   (`begin`) and write them; then make kernel states, carried tables, next offsets and watermarks
+   durable in one transaction (`commit`);
+5. print and produce the alerts.
 
-After a crash, the next start removes the files of a batch that did not commit, and consumes
+With `commit_ms`, step 5 comes before step 4 and a commit takes every batch since the last one:
+signals go out as soon as they are computed, at the price of going out again after a crash.
+Until their commit, a batch's ticks count as stored for the ordering policy and the books.
+
+After a crash, the next start removes the files of a commit that did not finish, and consumes
 again from the committed offsets (not from the consumer group's offsets) with the committed
 states: the result equals one uninterrupted run. SIGTERM or SIGINT end the current batch,
 commit and exit 0.
@@ -36,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cryptodb.broker import CONSUMER_SESSION_TIMEOUT_MS
+from cryptodb.engine.resume import ResidentStates
 from cryptodb.errors import CryptodbError
 from cryptodb.kafka_out import ClientLog, produce_rows, producer
 from cryptodb.live.backends import Checkpoint, StateBackend, open_backend
@@ -59,6 +66,11 @@ class LiveOptions:
     state_backend: str = "duckdb"
     batch_rows: int = 10_000
     batch_ms: int = 1_000
+    # 0: each batch commits before its alerts and features are emitted (exactly once, also across a
+    # crash). Else alerts go out as soon as computed and batches commit together, once this long
+    # has passed since the first of them began: far less work a batch, and a crash emits the
+    # alerts since the last commit again.
+    commit_ms: int = 0
     signals_topic: str | None = None
     export_topic: str | None = None
     max_batches: int | None = None  # stop after this many batches with messages
@@ -77,11 +89,16 @@ class BatchReport:
     signals: int = 0  # alerts of every alert table (signals, arbitrage_alerts, ...)
     lag_s: float = 0.0  # now minus the newest tick's event time
     seconds: float = 0.0
-    # Per message: from its Kafka timestamp (when it was produced) to this batch's commit, ms.
+    # Per message, from its Kafka timestamp (when it was produced), ms: to the moment the batch's
+    # alerts and exported features were emitted; and, for a batch that committed, to that commit
+    # (the messages of every batch it made durable).
     latencies_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    committed_ms: np.ndarray | None = None
 
     def line(self) -> str:
-        latency = f", produced->committed max {self.latencies_ms.max():.0f} ms" if len(self.latencies_ms) else ""
+        latency = f", produced->emitted max {self.latencies_ms.max():.0f} ms" if len(self.latencies_ms) else ""
+        if self.committed_ms is not None and len(self.committed_ms):
+            latency += f", committed (max {self.committed_ms.max():.0f} ms after produced)"
         return (f"batch {self.number}: {self.messages} msgs, {self.ticks} ticks, {self.duplicates} dup, "
                 f"{self.dead_letters} dead, {self.features} features, {self.signals} signals, "
                 f"lag {self.lag_s:.2f} s, {self.seconds * 1e3:.0f} ms{latency}")
@@ -103,6 +120,42 @@ class LiveTotals:
             setattr(self, name, getattr(self, name) + getattr(r, name))
 
 
+@dataclass
+class _Pending:
+    """What the batches since the last commit left: written and made durable together."""
+
+    feeds: dict[str, list[pa.Table]] = field(default_factory=dict)  # ticks, trades, ..., dead_letters
+    stored: dict[str, list[pa.Table]] = field(default_factory=dict)  # the script's tables for the store
+    carried: dict[str, pa.Table] = field(default_factory=dict)  # each carried table as the last batch left it
+    offsets: dict = field(default_factory=dict)
+    watermarks: dict = field(default_factory=dict)
+    produced_ms: list[np.ndarray] = field(default_factory=list)
+    since: float = 0.0  # time.monotonic() when its first batch began
+
+    def add_feed(self, table: str, rows: pa.Table) -> None:
+        self.feeds.setdefault(table, []).append(rows)
+
+    def add_stored(self, name: str, rows: pa.Table) -> None:
+        self.stored.setdefault(name, []).append(rows)
+
+    def feed_tables(self) -> list[tuple[str, pa.Table]]:
+        return [(t, pa.concat_tables(parts)) for t, parts in self.feeds.items()]
+
+    def stored_tables(self) -> list[tuple[str, pa.Table]]:
+        return [(t, pa.concat_tables(parts)) for t, parts in self.stored.items()]
+
+    def ticks_table(self) -> pa.Table | None:
+        """Ticks of batches not committed yet: they count as stored."""
+        parts = self.feeds.get("ticks")
+        return pa.concat_tables(parts) if parts else None
+
+    def empty(self) -> bool:
+        return not self.produced_ms
+
+    def due(self, options: LiveOptions) -> bool:
+        return not self.empty() and time.monotonic() - self.since >= options.commit_ms / 1000
+
+
 class LiveRunner:
     def __init__(self, db, options: LiveOptions, out=None, status=None):
         self.db = db  # a cryptodb Database; only its store is written, never its catalog
@@ -115,22 +168,12 @@ class LiveRunner:
         self._fail_at = _fault_injection()
         self._views_ready = False
         self._columns_checked: set[str] = set()
+        self._assigned: set[int] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
     def run(self) -> LiveTotals:
-        self.backend = open_backend(self.options.state_backend, self.db.path)
+        checkpoint = self.open()
         try:
-            checkpoint = self.backend.checkpoint()
-            self._undo_uncommitted(checkpoint)
-            # Open the catalog once read-write (and let go): a run killed while adding views leaves
-            # a write-ahead log that this replays, so readers find the views.
-            self.db.add_derived_views()
-            self.watermarks = dict(checkpoint.watermarks)
-            self.con = self._live_connection()
-            self.script = load_live_script(self.options.script,
-                                           {"bootstrap": self.options.bootstrap, **self.options.params},  # for kafka://
-                                           self.con)
-            self._restore_carried()
             consumer = self._consumer(checkpoint)
             producer = self._producer()
             previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -143,7 +186,31 @@ class LiveRunner:
                 if producer is not None:
                     producer.flush(30)
         finally:
+            self.close()
+
+    def open(self) -> Checkpoint:
+        """Ready to `process` batches: state backend open, a crashed commit undone, the script loaded."""
+        self.backend = open_backend(self.options.state_backend, self.db.path)
+        try:
+            checkpoint = self.backend.checkpoint()
+            self._undo_uncommitted(checkpoint)
+            # Open the catalog once read-write (and let go): a run killed while adding views leaves
+            # a write-ahead log that this replays, so readers find the views.
+            self.db.add_derived_views()
+            self.watermarks = dict(checkpoint.watermarks)
+            self.pending = _Pending()
+            self.con = self._live_connection()
+            self.script = load_live_script(self.options.script,
+                                           {"bootstrap": self.options.bootstrap, **self.options.params},  # for kafka://
+                                           self.con)
+            self._restore_carried()
+        except BaseException:
             self.backend.close()
+            raise
+        return checkpoint
+
+    def close(self) -> None:
+        self.backend.close()
 
     def _on_signal(self, signum, frame) -> None:
         self.stopping = True  # the current batch finishes and commits; then the loop ends
@@ -162,7 +229,8 @@ class LiveRunner:
         con = duckdb.connect()
         for statement in rowwise.install_sql():
             con.execute(statement)
-        self.engine = Engine(con, self.store, kernel_states=self.backend, reuse_plans=True)
+        self.states = ResidentStates(self.backend)
+        self.engine = Engine(con, self.store, kernel_states=self.states, reuse_plans=True)
         return con
 
     def _restore_carried(self) -> None:
@@ -182,6 +250,9 @@ class LiveRunner:
             "bootstrap.servers": self.options.bootstrap,
             "group.id": self.options.group,
             "session.timeout.ms": CONSUMER_SESSION_TIMEOUT_MS,
+            # How long the broker may hold a fetch that finds nothing new: at its default, 500 ms,
+            # a tick produced meanwhile waited that long, whatever batch_ms asked for.
+            "fetch.wait.max.ms": max(10, min(500, self.options.batch_ms)),
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "logger": ClientLog(log, {}),
@@ -225,6 +296,8 @@ class LiveRunner:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             if not messages:
+                if self.pending.due(self.options):
+                    self.commit(totals.batches)  # the batches waiting for others to join them: none came
                 if time.monotonic() - checked > PARTITION_CHECK_S or not self._assigned:
                     self._assign_new_partitions(consumer)  # the topic may appear or grow
                     checked = time.monotonic()
@@ -238,6 +311,8 @@ class LiveRunner:
             self.status(report.line())
             if self.options.max_batches is not None and totals.batches >= self.options.max_batches:
                 break
+        if not self.pending.empty():
+            self.commit(totals.batches)
         return totals
 
     def _collect(self, consumer) -> tuple[list, str | None]:
@@ -268,11 +343,16 @@ class LiveRunner:
 
     # -- one micro-batch ------------------------------------------------------------------
     def process(self, messages: list, number: int, producer=None) -> BatchReport:
+        """Run one micro-batch and emit its alerts and exported features; commit when one is due."""
         from cryptodb.ingest.messages import decode_batch
         from cryptodb.ingest.schema import FUNDING
 
         started = time.perf_counter()
         report = BatchReport(number, messages=len(messages))
+        self.states.begin_batch()
+        pending = self.pending
+        if pending.empty():
+            pending.since = time.monotonic()
         now = time.time_ns()
         payloads = [m.value() or b"" for m in messages]
         decoded = decode_batch(payloads, [now] * len(payloads))
@@ -284,52 +364,77 @@ class LiveRunner:
             dead += late
         for table, rows in decoded.tables.items():  # trades, funding, book: stored as they come
             if table != "ticks" and rows.num_rows:
-                self.store.append(table, rows)
+                pending.add_feed(table, rows)
         if dead:
-            self.store.append("dead_letters", pa.Table.from_pylist(dead, schema=_dead_letter_schema()))
+            pending.add_feed("dead_letters", pa.Table.from_pylist(dead, schema=_dead_letter_schema()))
         report.dead_letters = len(dead)
 
         outputs = LiveOutputs()
         funding = decoded.tables.get("funding", FUNDING.arrow_schema.empty_table())
         if ticks is not None and ticks.num_rows:
-            self.store.append("ticks", ticks)
             report.ticks = ticks.num_rows
             report.lag_s = (now - int(pc.max(ticks.column("ts")).cast(pa.int64()).as_py())) / 1e9
+            pending.add_feed("ticks", ticks)  # a lookback script reads the batch's ticks as stored
         if report.ticks or funding.num_rows:
             outputs = self._run_script(self._script_inputs(ticks, funding))
         report.features = outputs.stored["features"].num_rows if "features" in outputs.stored else 0
         report.signals = sum(rows.num_rows for rows in outputs.alerts.values())
-
-        planned = []
-        tag = uuid.uuid4().hex[:12]
         for name, rows in outputs.stored.items():
             self._check_columns(name, rows)
-        for name, rows in outputs.stored.items():
-            planned += self.store.plan_append_derived(name, rows, f"live-{tag}")
-        self.backend.begin([str(path) for path, _ in planned])
-        self.store.write_files(planned)
-        if self._fail_at == number:
-            import os
-
-            os._exit(75)  # fault injection for the crash tests: files written, nothing committed
-        for name, rows in outputs.carried.items():
-            self.backend.save(_carry_id(name), {CARRY_PARTITION: _ipc_bytes(rows)})
+            pending.add_stored(name, rows)
+        pending.carried.update(outputs.carried)
+        pending.offsets.update(_next_offsets(messages, self.options.topic, len(self._assigned)))
         marks = new_watermarks(ticks)
-        self.backend.commit(_next_offsets(messages, self.options.topic, len(self._assigned)), marks)
-        committed_ms = time.time_ns() / 1e6
-        report.latencies_ms = committed_ms - np.array([m.timestamp()[1] for m in messages], np.float64)
+        pending.watermarks.update(marks)
         self.watermarks.update(marks)
-        if not self._views_ready and outputs.stored:
-            # Readers find the script's tables in the catalog; if they hold it open right now,
-            # the views appear at a later batch (or the next read-write open).
-            self._views_ready = self.db.add_derived_views()
+        produced_ms = np.array([m.timestamp()[1] for m in messages], np.float64)
+        pending.produced_ms.append(produced_ms)
 
+        if not self.options.commit_ms:
+            # Each batch commits before its alerts go out: printed and produced once, also across a crash.
+            report.committed_ms = self.commit(number)
         for rows in outputs.alerts.values():
             self._publish_alerts(rows, producer)
         if producer is not None and self.options.export_topic and "features" in outputs.stored:
             produce_rows(producer, self.options.export_topic, self.con, outputs.stored["features"])
+        report.latencies_ms = time.time_ns() / 1e6 - produced_ms
+        if self.pending.due(self.options):
+            # Batches committed together: their alerts went out as they were computed, so a crash
+            # before this commit emits them again (the stored tables still get them once).
+            report.committed_ms = self.commit(number)
         report.seconds = time.perf_counter() - started
         return report
+
+    def commit(self, number: int) -> np.ndarray:
+        """Write what the batches since the last commit left for the store, and make it durable
+        with their kernel states, carried tables, next offsets and watermarks in one transaction.
+        Returns each of their messages' latency from produced to committed, ms."""
+        pending, self.pending = self.pending, _Pending()
+        for table, rows in pending.feed_tables():
+            # Feed tables are de-duplicated by key as they are appended: a batch consumed again
+            # after a crash adds nothing twice.
+            self.store.append(table, rows)
+        planned = []
+        tag = uuid.uuid4().hex[:12]
+        for name, rows in pending.stored_tables():
+            planned += self.store.plan_append_derived(name, rows, f"live-{tag}")
+        self.backend.begin([str(path) for path, _ in planned])
+        self.store.write_files(planned)
+        if self._fail_at is not None and number >= self._fail_at:
+            import os
+
+            os._exit(75)  # fault injection for the crash tests: files written, nothing committed
+        for name, rows in pending.carried.items():
+            self.backend.save(_carry_id(name), {CARRY_PARTITION: _ipc_bytes(rows)})
+        for call, states in self.states.changed():
+            self.backend.save(call, states)
+        self.backend.commit(pending.offsets, pending.watermarks)
+        if not self._views_ready and planned:
+            # Readers find the script's tables in the catalog; if they hold it open right now,
+            # the views appear at a later commit (or the next read-write open).
+            self._views_ready = self.db.add_derived_views()
+        committed_ms = time.time_ns() / 1e6
+        return committed_ms - np.concatenate(pending.produced_ms)
 
     def _check_columns(self, name: str, rows: pa.Table) -> None:
         """A stored table's files must share their columns, or no reader can read it: refuse a
@@ -347,16 +452,30 @@ class LiveRunner:
         self._columns_checked.add(name)
 
     def _stored_keys(self, rows: pa.Table) -> set[tuple[str, str, int, int]]:
-        """(exchange, symbol, ts, seq) of `rows` that the store already holds."""
-        if not self.store.files("ticks"):
-            return set()
+        """(exchange, symbol, ts, seq) of `rows` that the store already holds, or that batches not
+        committed yet will add to it."""
         lo = int(pc.min(rows.column("ts")).cast(pa.int64()).as_py())
         hi = int(pc.max(rows.column("ts")).cast(pa.int64()).as_py())
         symbols = sorted(set(rows.column("symbol").to_pylist()))
-        found = self.con.execute(
-            "SELECT exchange, symbol, epoch_ns(ts), coalesce(seq, -1) FROM read_parquet(?, hive_partitioning = true, "
-            "hive_types = {'symbol': VARCHAR, 'date': DATE}) WHERE symbol IN (SELECT unnest(?::VARCHAR[])) "
-            "AND epoch_ns(ts) BETWEEN ? AND ?", [self.store.glob("ticks"), symbols, lo, hi]).fetchall()
+        sources, params = [], []
+        if self.store.files("ticks"):
+            sources.append("SELECT exchange, symbol, ts, seq FROM read_parquet(?, hive_partitioning = true, "
+                           "hive_types = {'symbol': VARCHAR, 'date': DATE})")
+            params.append(self.store.glob("ticks"))
+        waiting = self.pending.ticks_table()
+        if waiting is not None:
+            self.con.register("live_waiting_ticks", waiting)
+            sources.append("SELECT exchange, symbol, ts, seq FROM live_waiting_ticks")
+        if not sources:
+            return set()
+        try:
+            found = self.con.execute(
+                f"SELECT exchange, symbol, epoch_ns(ts), coalesce(seq, -1) FROM ({' UNION ALL '.join(sources)}) "
+                "WHERE symbol IN (SELECT unnest(?::VARCHAR[])) AND epoch_ns(ts) BETWEEN ? AND ?",
+                [*params, symbols, lo, hi]).fetchall()
+        finally:
+            if waiting is not None:
+                self.con.unregister("live_waiting_ticks")
         return {(e, s, int(t), int(q)) for e, s, t, q in found}
 
     def _script_inputs(self, ticks: pa.Table | None, funding: pa.Table) -> ScriptInputs:
@@ -365,7 +484,8 @@ class LiveRunner:
         ticks = ticks if ticks is not None else TICKS.arrow_schema.empty_table()
         if self.script.lookback is None:
             return plain_inputs(ticks, funding)
-        return lookback_inputs(self.store, self.con, ticks, funding, self.watermarks, self.script.tolerance_ns)
+        return lookback_inputs(self.store, self.con, ticks, funding, self.watermarks, self.script.tolerance_ns,
+                               self.pending.ticks_table())
 
     def _run_script(self, inputs: ScriptInputs) -> LiveOutputs:
         con = self.con
