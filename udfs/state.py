@@ -67,7 +67,7 @@ def to_bytes(row: dict[str, np.ndarray]) -> bytes:
 
 
 def from_bytes(blob: bytes) -> dict[str, np.ndarray]:
-    """The arrays of a saved state, as read-only views of `blob` (`assemble` copies them into place)."""
+    """The arrays of a saved state, as read-only views of `blob` (`place` copies them into a state)."""
     if not blob.startswith(_MAGIC):
         raise ValueError("not a saved kernel state")
     size = int.from_bytes(blob[4:8], "little")

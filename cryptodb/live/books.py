@@ -127,17 +127,19 @@ def _read_windows(store: ParquetStore, con, windows: dict[str, tuple[int, int]],
 
     names = ", ".join(f"t.{n}" for n in schema.names)
     within = "JOIN live_lookback_windows w ON t.symbol = w.symbol AND epoch_ns(t.ts) >= w.lo AND epoch_ns(t.ts) < w.hi"
+    waiting = waiting if waiting is not None and waiting.num_rows else None
     for attempt in range(attempts):
         files = [f for s, (lo, hi) in windows.items() for f in _files(store, s, lo, hi)]
         sources = [f"SELECT {names} FROM read_parquet(?, {_HIVE}) t {within}"] if files else []
-        if waiting is not None and waiting.num_rows:
+        if waiting is not None:
             sources.append(f"SELECT {names} FROM live_lookback_waiting t {within}")
-            con.register("live_lookback_waiting", waiting)
         if not sources:
             return schema.empty_table()
         bounds = pa.table({"symbol": list(windows), "lo": [w[0] for w in windows.values()],
                            "hi": [w[1] for w in windows.values()]})
         con.register("live_lookback_windows", bounds)
+        if waiting is not None:
+            con.register("live_lookback_waiting", waiting)
         try:
             rows = con.sql(" UNION ALL ".join(sources), params=[files] if files else None).to_arrow_table()
             return rows.cast(schema)
@@ -146,6 +148,6 @@ def _read_windows(store: ParquetStore, con, windows: dict[str, tuple[int, int]],
                 raise  # a compaction swapped the files out while they were read: list them again
         finally:
             con.unregister("live_lookback_windows")
-            if len(sources) > bool(files):
+            if waiting is not None:
                 con.unregister("live_lookback_waiting")
     raise AssertionError("unreachable")
