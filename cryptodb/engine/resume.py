@@ -93,7 +93,7 @@ class ResidentStates:
     def changed(self) -> Iterator[tuple[str, dict[str, bytes]]]:
         """(call name, {partition: encoded state}) of the partitions stepped since the last call."""
         for name, call in self._calls.items():
-            stepped = np.flatnonzero(call.stepped[:len(call.names)])
+            stepped = np.flatnonzero(call.stepped)
             if len(stepped):
                 yield name, {call.names[s]: to_bytes(extract(call.spec, call.state, s)) for s in stepped}
                 call.stepped[:] = False

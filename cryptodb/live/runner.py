@@ -139,10 +139,10 @@ class _Pending:
         self.stored.setdefault(name, []).append(rows)
 
     def feed_tables(self) -> list[tuple[str, pa.Table]]:
-        return [(t, pa.concat_tables(parts)) for t, parts in self.feeds.items()]
+        return _concatenated(self.feeds)
 
     def stored_tables(self) -> list[tuple[str, pa.Table]]:
-        return [(t, pa.concat_tables(parts)) for t, parts in self.stored.items()]
+        return _concatenated(self.stored)
 
     def ticks_table(self) -> pa.Table | None:
         """Ticks of batches not committed yet: they count as stored."""
@@ -154,6 +154,10 @@ class _Pending:
 
     def due(self, options: LiveOptions) -> bool:
         return not self.empty() and time.monotonic() - self.since >= options.commit_ms / 1000
+
+
+def _concatenated(parts: dict[str, list[pa.Table]]) -> list[tuple[str, pa.Table]]:
+    return [(name, pa.concat_tables(tables)) for name, tables in parts.items()]
 
 
 class LiveRunner:
