@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from cryptodb.engine.calls import KernelCall, KernelShapeError
 from cryptodb.engine.fusion import FusedCall, fuse
-from cryptodb.engine.memory import keep_large_pages
+from cryptodb.engine.memory import keep_large_pages, output_array
 from cryptodb.engine.planner import ScopePlan, dependency_of
 from cryptodb.engine.resume import ResidentStates, call_id, partition_names
 from cryptodb.udfs.jit import njit
@@ -529,6 +529,7 @@ def _tasks(call, cols, ts, gid, groups, rows, pieces, resume, in_order) -> list[
     # Column-major: each output column (a struct field, a fused member) is contiguous, so it
     # becomes an Arrow column without a copy. Each piece fills its own rows with NULL (NaN) on
     # its thread: filling 10M rows here held up queueing the next tasks by 20-40 ms a column.
-    out = np.empty((len(gid), len(call.spec.outputs)), order="F")
+    # Large outputs come from a pool of mappings that survives between queries (engine.memory).
+    out = output_array(len(gid), len(call.spec.outputs))
     return [(call, cols, ts, gid, groups, rows[a:b], out, resume, slice(a, b) if in_order else rows[a:b])
             for a, b in pieces]
