@@ -123,8 +123,9 @@ def main() -> None:
 
     # The feature query of sql/research.sql (and live mode): sql/features.sql.
     features_sql = (ROOT / "sql" / "features.sql").read_text()
-    db.set_params(since="1970-01-01", grid="1 minute", cusum_k=0.5, cusum_h=8.0)
-    research, feat = best_of(lambda: db.sql(features_sql).to_arrow_table(), repeat=1)
+    db.set_params(grid="1 minute", cusum_k=0.5, cusum_h=8.0)
+    db.sql("SET VARIABLE since = '1970-01-01'::TIMESTAMP_NS")  # as research.sql sets it
+    research, feat = best_of(lambda: db.sql(features_sql).to_arrow_table())
 
     print(f"{n:,} ticks, {args.symbols} symbols\n")
     print("| RSI(14) over every symbol | seconds | ticks/s | vs cryptodb |")

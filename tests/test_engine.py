@@ -220,12 +220,18 @@ def test_sort_path_is_used_and_equals_presorted():
     from cryptodb.engine.compute import processing_order
 
     gid = np.array([0, 1, 0, 1, 0])
-    in_order = np.array([[1], [1], [2], [5], [3]])
+    in_order = (np.array([1, 1, 2, 5, 3]),)
     rows, stored = processing_order(gid, in_order, 2)
     assert stored and rows.tolist() == [0, 1, 2, 3, 4]
-    out_of_order = np.array([[3], [1], [2], [5], [1]])
+    out_of_order = (np.array([3, 1, 2, 5, 1]),)
     rows, stored = processing_order(gid, out_of_order, 2)
     assert not stored and [r for r in rows if gid[r] == 0] == [4, 2, 0]
+    # Two keys: the second breaks ties of the first, and only ties.
+    first = np.array([1, 1, 1, 2, 1])  # partition 0's rows tie on it
+    rows, stored = processing_order(gid, (first, np.array([1, 1, 3, 0, 9])), 2)
+    assert stored
+    rows, stored = processing_order(gid, (first, np.array([5, 1, 3, 0, 9])), 2)
+    assert not stored and [r for r in rows if gid[r] == 0] == [2, 0, 4]
 
 
 def test_ties_follow_next_order_key_then_storage_order(db):
