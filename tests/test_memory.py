@@ -3,6 +3,7 @@ the pool only when nothing can read it any more (numpy views, Arrow buffers, que
 handed out again for the same size, and is unmapped after its decay; results never change."""
 
 import gc
+import os
 import threading
 import time
 
@@ -83,6 +84,24 @@ def test_released_mappings_are_kept_then_unmapped_after_the_decay_or_above_the_l
     capped = memory.MappingPool(decay_s=60, free_limit=2 << 20)
     release_three(capped)
     assert capped.free_bytes() == 2 << 20
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="needs fork")
+def test_a_forked_child_still_unmaps_what_it_releases(monkeypatch):
+    monkeypatch.setattr(memory._POOL, "decay_s", 0.05)
+    held = memory.output_array(memory.POOL_MIN_BYTES // 8, 1)
+    del held
+    gc.collect()  # the parent's purge timer is running; a forked child has no such thread
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        deadline = time.monotonic() + 5
+        while memory._POOL.free_bytes() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.write(write, b"1" if memory._POOL.free_bytes() == 0 else b"0")
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 1) == b"1"
 
 
 def test_arrays_released_on_other_threads_return_safely():

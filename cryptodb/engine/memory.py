@@ -133,6 +133,11 @@ class MappingPool:
                 _unmap(entry[1])
             self._schedule()
 
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._timer = None
+        self._schedule()
+
     def _schedule(self) -> None:
         if self._free and self._timer is None:
             self._timer = threading.Timer(self.decay_s, self.purge)
@@ -148,6 +153,8 @@ def _unmap(mapping: mmap.mmap) -> None:
 
 
 _POOL = MappingPool()
+if hasattr(os, "register_at_fork"):  # a child has no timer thread, and the lock may be held
+    os.register_at_fork(after_in_child=lambda: _POOL.after_fork())
 
 
 def output_array(rows: int, columns: int) -> np.ndarray:
