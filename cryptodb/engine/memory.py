@@ -16,11 +16,12 @@ feature set: 54 columns of 10M rows, 4.3 GB) and outlive it, as the result's col
 their pages did not survive until the next query: DuckDB calls `malloc_trim(0)` whenever one of
 its worker threads goes idle, which hands every free heap page back to the kernel, and the next
 query's outputs were first touched (zeroed by the kernel, 2 MB at a time) by the pass that fills
-them with NULL: 1-1.5 s of system time per feature query. Outputs therefore live in anonymous
-mappings of their own (huge pages advised) that go back to a pool when the last array over them is
-gone, are handed out again for the same size, and are unmapped once unused for `DECAY_S` seconds
-(the same idea as jemalloc's decay of dirty pages): the feature query went from 6.1-6.6 s to
-4.4 s on the bench store, run after run, and a process that stops querying returns the memory.
+them with NULL: most of a feature query's 1.5-2.2 s of system time. Outputs therefore live in
+anonymous mappings of their own (huge pages advised) that go back to a pool when the last array
+over them is gone, are handed out again for the same size, and are unmapped once unused for
+`DECAY_S` seconds (the same idea as jemalloc's decay of dirty pages). On the bench store the
+feature query went from 6.0-6.3 s to 5.3-5.4 s run after run (system time 0.6-0.9 s), and a
+process that stops querying returns the memory.
 """
 
 from __future__ import annotations
