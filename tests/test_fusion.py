@@ -10,7 +10,8 @@ from cryptodb.engine import compute
 
 W = "WINDOW w AS (PARTITION BY symbol ORDER BY ts, seq)"
 # Calls that fuse (five of the moments family: more than one pass holds), calls that must not
-# (another window, another input, realized_var's squared input), and field aliases.
+# (another window, another input, realized_var's squared input), field aliases, and the sequence
+# kernels of one price with lags of several lengths.
 CALLS = {
     "sma20": "sma(price, 20)",
     "std20": "rolling_std(price, 20)",
@@ -32,6 +33,14 @@ CALLS = {
     "ofi": "ofi(bid, ask, bid_size, ask_size)",
     "ofi_100": "ofi_sum(bid, ask, bid_size, ask_size, 100)",
     "ofi_1s": "ofi_sum(bid, ask, bid_size, ask_size, INTERVAL 1 SECOND)",
+    "lag1": "prev(price)",
+    "lag3": "prev(price, 3)",
+    "d1": "diff(price)",
+    "d5": "diff(price, 5)",
+    "first": "first_seen(price)",
+    "n": "running_count(price)",
+    "cum": "cumsum(price)",
+    "cum_ret": "cumsum(ret)",
 }
 
 
@@ -63,6 +72,7 @@ def test_fused_calls_equal_each_kernel_alone(db, passes):
         ["rolling_max", "rolling_min"],
         ["historical_cvar", "historical_var"],
         ["ofi", "ofi_sum", "ofi_sum"],  # e_t once, summed over each window
+        ["cumsum", "diff", "diff", "first_seen", "prev", "prev", "running_count"],  # one ring of 5
     ])
     for name, sql in CALLS.items():
         alone = db.sql(f"SELECT {sql} OVER w AS v FROM r {W} ORDER BY symbol, ts, seq").to_arrow_table()

@@ -85,6 +85,9 @@ class Fusion:
     key: Callable[[dict], tuple]
     step: Callable[[list], Callable]
     limit: int = 0  # at most this many kernels a pass (0: any number)
+    # The pass's state, from [(spec, params), ...] and the number of partitions, when the first
+    # member's own state does not fit every member (prev and diff of several lags: one ring).
+    state: Callable[[list, int], dict] | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .jit import njit
-from .kernel import KernelSpec, Output, Param
+from .kernel import Fusion, KernelSpec, Output, Param
 from .registry import register
 
 PREV, DIFF, CUMSUM, FIRST, COUNT = 0, 1, 2, 3, 4
@@ -69,6 +69,80 @@ def _sequence_core(rows, gid, x, k, mode, ring, head, seen, total, comp, out):
         seen[cur], head[cur], total[cur], comp[cur] = n, h, tot, cmp
 
 
+@njit(cache=True)
+def _sequence_fused_core(rows, gid, x, modes, ks, ring, head, seen, total, comp, first, out):
+    """Several sequence kernels over one input in one pass: member j (`modes[j]`, `ks[j]`) writes
+    out[:, j]. The ring holds the last K values (K, its width: the longest lag asked for) and
+    head[g] is where the next one goes, so the value k rows back is in slot head - k."""
+    cap = ring.shape[1]
+    m = len(modes)
+    summing = False
+    for mode in modes:
+        summing |= mode == CUMSUM
+    cur = -1
+    n = h = 0
+    tot = cmp = fst = 0.0
+    for p in range(len(rows)):
+        r = rows[p]
+        v = x[r]
+        if math.isnan(v):
+            continue
+        g = gid[r]
+        if g != cur:
+            if cur >= 0:
+                seen[cur], head[cur], total[cur], comp[cur], first[cur] = n, h, tot, cmp, fst
+            cur = g
+            n, h, tot, cmp, fst = seen[g], head[g], total[g], comp[g], first[g]
+        if n == 0:
+            fst = v
+        if summing:
+            tot, cmp = compensated_add(tot, cmp, v)
+        for j in range(m):
+            mode = modes[j]
+            if mode == PREV or mode == DIFF:
+                k = ks[j]
+                if n >= k:
+                    i = h - k
+                    if i < 0:
+                        i += cap
+                    out[r, j] = ring[g, i] if mode == PREV else v - ring[g, i]
+            elif mode == CUMSUM:
+                out[r, j] = tot + cmp
+            elif mode == FIRST:
+                out[r, j] = fst
+            else:
+                out[r, j] = n + 1
+        ring[g, h] = v
+        h = h + 1 if h + 1 < cap else 0
+        n += 1
+    if cur >= 0:
+        seen[cur], head[cur], total[cur], comp[cur], first[cur] = n, h, tot, cmp, fst
+
+
+def _fused_state(members: list, groups: int) -> dict:
+    longest = max(params.get("k", 1) for _, params in members)
+    return {"ring": np.zeros((groups, longest)), "head": np.zeros(groups, np.int64),
+            "seen": np.zeros(groups, np.int64), "total": np.zeros(groups), "comp": np.zeros(groups),
+            "first": np.zeros(groups)}
+
+
+def _fused_step(members: list):
+    """prev, diff, cumsum, first_seen and running_count of one input, in one pass: research's
+    feature set asks for five of them over the price."""
+    modes = np.array([_MODES[spec.name] for spec, _ in members], np.int64)
+    ks = np.array([params.get("k", 1) for _, params in members], np.int64)
+
+    def step(st, cols, ts, gid, rows, params, out):
+        _sequence_fused_core(rows, gid, cols[0], modes, ks, st["ring"], st["head"], st["seen"], st["total"],
+                             st["comp"], st["first"], out)
+
+    return step
+
+
+_MODES: dict[str, int] = {}  # kernel -> mode, for fused passes
+_FUSION = Fusion("sequence", key=lambda params: (), step=_fused_step, state=_fused_state)
+
+
 def _sequence(mode: int):
     def state(params, groups):
         k = params.get("k", 1)
@@ -91,5 +165,6 @@ for _name, _mode, _params, _type, _doc in (
     ("running_count", COUNT, (), "BIGINT", "number of non-NULL rows so far, this one included"),
 ):
     _state, _step = _sequence(_mode)
+    _MODES[_name] = _mode
     register(KernelSpec(name=_name, doc=_doc, inputs=("x",), params=_params, outputs=(Output("value", _type),),
-                        state=_state, step=_step, category="returns"))
+                        state=_state, step=_step, category="returns", fusion=_FUSION))

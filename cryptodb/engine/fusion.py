@@ -2,8 +2,9 @@
 
 Research's feature set asks for sma, rolling_std and the Bollinger bands of one price over one
 window, the min and the max of it, VaR and CVaR of one return, the order flow imbalance of one
-quote stream and its windowed sums: each family shares its window state (or, for ofi, the e_t
-series), so each group is computed in one pass and every call takes its own columns. Only one-shot
+quote stream and its windowed sums, the lags, differences, first value and count of one price:
+each family shares its window state (or, for ofi, the e_t series; for the lags, one ring of the
+longest), so each group is computed in one pass and every call takes its own columns. Only one-shot
 queries fuse: saved states (live mode) stay per call, whatever else a statement computes.
 """
 
@@ -53,9 +54,12 @@ def _fused_call(work_key: tuple, members: dict[tuple, KernelCall]) -> dict[tuple
         spans[key] = (start, start + len(call.spec.outputs))
         start += len(call.spec.outputs)
     name = "+".join(call.name for call in members.values())
+    pairs = [(call.spec, call.params) for call in members.values()]
+    family = first.spec.fusion
+    state = first.spec.state if family.state is None else (lambda params, groups: family.state(pairs, groups))
     spec = KernelSpec(
         name=name, doc="", inputs=first.spec.inputs, params=first.spec.params,
-        outputs=tuple(o for call in members.values() for o in call.spec.outputs), state=first.spec.state,
-        step=first.spec.fusion.step([(call.spec, call.params) for call in members.values()]))
+        outputs=tuple(o for call in members.values() for o in call.spec.outputs), state=state,
+        step=family.step(pairs))
     fused = FusedCall(spec, first.params, name, work_key, spans)
     return {key: fused for key in members}
