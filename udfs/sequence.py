@@ -73,7 +73,9 @@ def _sequence_core(rows, gid, x, k, mode, ring, head, seen, total, comp, out):
 def _sequence_fused_core(rows, gid, x, modes, ks, ring, head, seen, total, comp, first, out):
     """Several sequence kernels over one input in one pass: member j (`modes[j]`, `ks[j]`) writes
     out[:, j]. The ring holds the last K values (K, its width: the longest lag asked for) and
-    head[g] is where the next one goes, so the value k rows back is in slot head - k."""
+    head[g] is where the next one goes, so the value k rows back is in slot head - k.
+    `_sequence_core` stays for a kernel alone (live mode, and every query that asks for one): this
+    core with one member ran 3-7 ns a row slower (5-8 -> 10-12 ns, bench/bench_each_kernel.py)."""
     cap = ring.shape[1]
     m = len(modes)
     summing = False
