@@ -128,19 +128,23 @@ def find_calls(tree: exp.Expression) -> list[KernelCall]:
     return calls
 
 
-def bind_params(con: duckdb.DuckDBPyConnection, calls: list[KernelCall], sql: str | None = None) -> str:
+def bind_params(con: duckdb.DuckDBPyConnection, calls: list[KernelCall], sql: str | None = None,
+                bound: tuple | None = None) -> tuple[str, tuple]:
     """Evaluate every parameter expression as a constant (literals, INTERVALs, getvariable(...),
     arithmetic) in one DuckDB query, then check it against the kernel's declaration. Returns that
-    query, which a caller binding the same calls again may pass back as `sql`."""
+    query and the values it gave, which a caller binding the same calls again may pass back as
+    `sql` and `bound`: the same values are not checked again (live mode binds on every batch)."""
     exprs = [e for c in calls for e in (*c.positional, *c.named.values())]
-    values = []
+    values = ()
     if exprs:
         sql = sql or "SELECT " + ", ".join(e.sql(dialect="duckdb") for e in exprs)
         try:
-            values = list(con.execute(sql).fetchall()[0])
+            values = tuple(con.execute(sql).fetchall()[0])
         except duckdb.Error:
             _blame_non_constant(con, calls)
             raise
+    if bound is not None and values == bound:
+        return sql or "", values
     it = iter(values)
     for c in calls:
         positional = [next(it) for _ in c.positional]
@@ -149,7 +153,7 @@ def bind_params(con: duckdb.DuckDBPyConnection, calls: list[KernelCall], sql: st
             c.params = c.spec.bind(positional, named)
         except KernelParamError as e:
             raise KernelShapeError(str(e)) from None
-    return sql or ""
+    return sql or "", values
 
 
 def _blame_non_constant(con, calls) -> None:

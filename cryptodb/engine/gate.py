@@ -19,6 +19,10 @@ STORE_SCHEME = "store://"  # COPY (query) TO 'store://name' keeps the result as 
 _OVER = re.compile(r"\bover\b", re.IGNORECASE)
 _CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Statements that return no rows, after any leading comments: run with `execute`, which costs a
+# third of `sql` (0.4 against 1.3 ms for a SET VARIABLE; live mode runs seven every batch).
+_NO_ROWS = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(?:SET|RESET|DROP|CREATE|ALTER|USE|CHECKPOINT)\b",
+                      re.IGNORECASE | re.DOTALL)
 
 
 @lru_cache(maxsize=1)
@@ -70,6 +74,20 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.plans: dict | None = {} if self.reuse_plans else None
+        self._kernel_views: dict[str, str] | None = None  # kept between statements with reuse_plans
+
+    def kernel_views(self) -> dict[str, str]:
+        """The kernel views of the catalog. With reuse_plans they are read once: only this engine
+        defines or drops kernel views on its connection, and says so (`views_changed`)."""
+        if self._kernel_views is not None:
+            return self._kernel_views
+        found = defined(self.con)
+        if self.reuse_plans:
+            self._kernel_views = found
+        return found
+
+    def views_changed(self) -> None:
+        self._kernel_views = None
 
     @property
     def views_dir(self) -> Path:
@@ -77,9 +95,12 @@ class Engine:
 
     def run(self, sql: str, params=None):
         """One statement; a query returns a DuckDB relation, other statements None."""
-        kernel_views = defined(self.con)
+        kernel_views = self.kernel_views()
         if not contains_kernels(sql) and not writes_to_store(sql) and \
                 not (kernel_views and mentions(sql, kernel_views)):
+            if _NO_ROWS.match(sql) and "RETURNING" not in sql.upper():
+                self.con.execute(sql, params)
+                return None
             return self.con.sql(sql, params=params)
         from cryptodb.engine.run import run_statement
 

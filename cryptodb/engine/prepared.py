@@ -59,12 +59,13 @@ class PreparedStatement:
         self._projection: Projection | None = None  # the result in Arrow, without a DuckDB pass
         self._final_sql: str | None = None
         self._param_sql: str | None = None
+        self._param_values: tuple | None = None
         self._orders: WindowOrders | None = None
 
     def run(self, con: duckdb.DuckDBPyConnection, states=None):
         """The statement's result (a query) or None; kernels resume from `states` when given."""
         # Parameters may read variables, which change between runs: bound every time.
-        self._param_sql = bind_params(con, self.calls, self._param_sql)
+        self._param_sql, self._param_values = bind_params(con, self.calls, self._param_sql, self._param_values)
         registered: dict[str, pa.Table] = {}
         self._orders = WindowOrders()  # this run's, shared by its scopes
         handed_over = False

@@ -70,6 +70,7 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
     _substitute_params(tree, params)
     dropped = views.dropped_view(tree, kernel_views)
     if dropped:
+        engine.views_changed()
         views.forget(con, dropped, engine.views_dir)
         return con.sql(to_sql(tree))
     target = _copy_target(tree, STORE_SCHEME)
@@ -86,6 +87,7 @@ def run_statement(engine: Engine, sql: str, params=None, kernel_views: dict[str,
         views.expand(tree, kernel_views)
     calls = find_calls(tree)
     if created and calls:
+        engine.views_changed()
         return _create_kernel_view(engine, definition, created)
     if not calls:
         return con.sql(to_sql(tree))
