@@ -302,6 +302,30 @@ def test_script_tables_only_read_afterwards_stay_in_arrow_and_changed_ones_in_du
         assert out.alerts["signals"].num_rows == len(kept) + 1
 
 
+def test_defaults_run_once_and_every_other_statement_every_batch(tmp_path):
+    """A `SET VARIABLE v = coalesce(getvariable('v'), literal)::TYPE` gives the same value again
+    from the second batch on, so it runs once; a variable the script changes per batch, or sets
+    twice, is set on every batch."""
+    from cryptodb.engine.gate import Engine
+    from cryptodb.store import ParquetStore
+
+    script = tmp_path / "variables.sql"
+    script.write_text(
+        "SET VARIABLE k = coalesce(getvariable('k'), 2)::DOUBLE;\n"
+        "SET VARIABLE n = coalesce(getvariable('n'), 0) + 1;\n"  # a counter: not a default
+        "SET VARIABLE m = coalesce(getvariable('m'), 5);\n"
+        "SET VARIABLE m = getvariable('m') * 2;\n"  # m is set twice
+        "CREATE TEMP TABLE features AS SELECT getvariable('k') * getvariable('n') AS kn, getvariable('m') AS m "
+        "FROM ticks;\n")
+    con = duckdb.connect()
+    live_script = load_live_script(str(script), {"k": 3}, con)
+    assert live_script.once == [True, False, False, False, False]
+    engine = Engine(con, ParquetStore(tmp_path / "store"), reuse_plans=True)
+    con.register("ticks", pa.table({"price": [1.0]}))
+    seen = [live_script.run(engine, con).stored["features"].to_pylist()[0] for _ in range(3)]
+    assert seen == [{"kn": 3.0 * n, "m": 5 * 2 ** n} for n in (1, 2, 3)]
+
+
 def test_since_keeps_nanoseconds(tmp_path):
     """`since` starts the instants at a nanosecond: live mode sets it to a batch's first funding
     row or quote, which a cast to microseconds rounded up past that row half the time (the row

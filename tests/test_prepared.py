@@ -9,7 +9,7 @@ import pytest
 from conftest import make_ticks
 
 from cryptodb.engine import run as engine_run
-from cryptodb.engine.gate import Engine
+from cryptodb.engine.gate import Engine, defined
 from cryptodb.engine.resume import ResidentStates
 from cryptodb.store import ParquetStore
 
@@ -144,3 +144,18 @@ def test_window_orders_are_shared_only_by_the_same_key_buffers():
     # Equal names and values elsewhere in memory, but another order: computed afresh.
     other = orders.order(pa.table({"symbol": ["a", "b", "a"], "ts": [1, 5, 2]}), *by)
     assert other[0] is not gid and list(other[2]) == [0, 1, 2] and other[3]
+
+
+def test_a_reusing_engine_sees_the_kernel_views_it_defines_and_drops(tmp_path):
+    """Such an engine reads the catalog's kernel views once, and again after it changes them."""
+    reused = engine(tmp_path, reuse=True)
+    reused.con.register("t", ticks(6, n=50))
+    assert reused.run("SELECT count(*) FROM t").fetchall() == [(150,)]  # the (empty) views are read
+    reused.run("CREATE VIEW smooth AS SELECT symbol, ts, ema(price, 3) OVER (PARTITION BY symbol ORDER BY ts) AS e "
+               "FROM t")
+    assert reused.run("SELECT count(e) FROM smooth").fetchall() == [(150 - 3 * 2,)]
+    assert set(defined(reused.con)) == {"smooth"}
+    reused.run("DROP VIEW smooth")  # a kernel view's drop: its definition leaves the catalog too
+    assert defined(reused.con) == {}
+    with pytest.raises(duckdb.CatalogException):
+        reused.run("SELECT count(e) FROM smooth")
