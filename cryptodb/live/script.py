@@ -72,8 +72,10 @@ class LiveScript:
         for name in self._holding:
             con.unregister(name)
         self._holding = {}
+        held_names = {h[0] for h in self.held if h is not None}
         for name in (*self.stored, *self.copies.values()):
-            con.execute(f"DROP TABLE IF EXISTS {name}")  # never append what an earlier batch left
+            if name not in held_names:  # a held table is never a DuckDB table (see _held_statements)
+                con.execute(f"DROP TABLE IF EXISTS {name}")  # never append what an earlier batch left
         once = self.once or [False] * len(self.statements)
         for statement, held, skip in zip(self.statements, self.held or [None] * len(self.statements), once):
             if skip and self._ran:
@@ -89,7 +91,9 @@ class LiveScript:
             if result is not None and hasattr(result, "fetchall"):
                 result.fetchall()  # a SELECT in the script: run it to the end
         self._ran = True
-        present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+        present = set()
+        if self.carried or set(self.stored) - set(self._holding):
+            present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
         out = LiveOutputs()
 
         def rows_of(name: str) -> pa.Table:
