@@ -31,7 +31,8 @@ from sqlglot import exp, parse_one
 from cryptodb.engine.memory import output_array
 from cryptodb.udfs.jit import njit
 
-THREADED_ROWS = 200_000
+THREADED_ROWS = 200_000  # from this many rows, two threads share the rows
+BLOCK_ROWS = 1024  # rows per register: a block's registers stay in the first-level cache
 # What a compiled part is: computed per row from a column, a literal DuckDB types as DOUBLE (1e4),
 # or another literal (2 is an INTEGER, 0.5 a DECIMAL).
 DOUBLE, DOUBLE_LITERAL, LITERAL = "double", "double literal", "literal"
@@ -88,10 +89,13 @@ def _emit(node, resolve: Resolver, inputs: list[str], code: list[tuple], depth: 
         _, expression, scope = target
         return _emit(expression, scope, inputs, code, depth + 1)
     if isinstance(node, exp.Literal):
-        if node.is_string:
+        text = node.this.lower()
+        if node.is_string or ("e" not in text and sum(c.isdigit() for c in text) > 15):
+            # An INTEGER or DECIMAL of more digits than a double holds exactly: DuckDB's cast to
+            # DOUBLE need not round it as Python's float() does.
             raise _NotAFormula
-        code.append(("lit", float(node.this)))
-        return DOUBLE_LITERAL if "e" in node.this.lower() else LITERAL
+        code.append(("lit", float(text)))
+        return DOUBLE_LITERAL if "e" in text else LITERAL
     if isinstance(node, exp.Neg):
         if _emit(node.this, resolve, inputs, code, depth + 1) != DOUBLE:
             raise _NotAFormula  # DuckDB types a negated literal itself (-0.0 as DECIMAL is 0)
@@ -276,16 +280,13 @@ def evaluate(formulas: list[Formula], columns: dict[str, pa.ChunkedArray], rows:
             _run_segment(code, literals, scratch, valid, tuple(v for v, _, _ in views), tuple(m for _, m, _ in views),
                          np.array([o for _, _, o in views], np.int64), a, b - a, out, ok)
 
-    if rows >= THREADED_ROWS and len(segments) > 1:
+    if rows >= THREADED_ROWS:
         half = _halves(segments, rows)
         with ThreadPoolExecutor(2) as pool:  # the core lets go of the GIL
             list(pool.map(run, half))
     else:
         run(segments)
     return [_to_arrow(out[j], ok[j]) for j in range(len(formulas))]
-
-
-BLOCK_ROWS = 1024  # rows per register: a block's registers stay in the first-level cache
 
 
 def _halves(segments: list[tuple[int, int]], rows: int) -> list[list[tuple[int, int]]]:
