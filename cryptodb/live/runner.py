@@ -438,6 +438,9 @@ class LiveRunner:
             # the views appear at a later commit (or the next read-write open).
             self._views_ready = self.db.add_derived_views()
         committed_ms = time.time_ns() / 1e6
+        # Arrow's allocator keeps what the batches freed for reuse: ~75 MB of a run with 1,000
+        # symbols. Handed back after each commit; 50,000-tick batches ran no slower for it.
+        pa.default_memory_pool().release_unused()
         return committed_ms - np.concatenate(pending.produced_ms)
 
     def _check_columns(self, name: str, rows: pa.Table) -> None:
