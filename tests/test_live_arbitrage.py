@@ -25,7 +25,7 @@ import cryptodb
 from cryptodb.errors import CryptodbError
 from cryptodb.live.order import apply_order_policy, new_watermarks
 from cryptodb.live.runner import LiveOptions, live
-from cryptodb.live.script import load_live_script
+from cryptodb.live.script import _default_settings, load_live_script
 
 EXCHANGES = "coinbase,binance,kraken"
 SYMBOLS = ["BTC-USD", "ETH-USD", "SOL-USD"]
@@ -324,6 +324,8 @@ def test_defaults_run_once_and_every_other_statement_every_batch(tmp_path):
     con.register("ticks", pa.table({"price": [1.0]}))
     seen = [live_script.run(engine, con).stored["features"].to_pylist()[0] for _ in range(3)]
     assert seen == [{"kn": 3.0 * n, "m": 5 * 2 ** n} for n in (1, 2, 3)]
+    reset = ["SET VARIABLE r = coalesce(getvariable('r'), 1)", "RESET VARIABLE r"]
+    assert _default_settings(reset, ("live",)) == [False, False]
 
 
 def test_since_keeps_nanoseconds(tmp_path):

@@ -193,13 +193,14 @@ _LITERAL = r"(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|'[^']*'|TRUE|FALSE|NULL)"
 _DEFAULT = re.compile(
     rf"^\s*SET\s+VARIABLE\s+(\w+)\s*=\s*(?:coalesce\s*\(\s*getvariable\s*\(\s*'(\w+)'\s*\)\s*,\s*{_LITERAL}\s*\)"
     rf"|{_LITERAL})\s*(?:::\s*\w+(?:\s*\(\s*\d+\s*(?:,\s*\d+\s*)?\))?)?\s*$", re.IGNORECASE)
-_SETS = re.compile(r"\bSET\s+VARIABLE\s+(\w+)", re.IGNORECASE)
+_SETS = re.compile(r"\b(?:SET|RESET)\s+VARIABLE\s+(\w+)", re.IGNORECASE)
 
 
 def _default_settings(statements: list[str], runner_sets: tuple[str, ...]) -> list[bool]:
     """Per statement, whether it is `SET VARIABLE v = coalesce(getvariable('v'), literal)::TYPE`
-    (or `= literal`, the cast optional) for a v that no other statement and not the runner
-    (`runner_sets`) sets: once v holds a value of TYPE, the statement gives v that same value again."""
+    (or `= literal`, the cast optional) for a v that no other statement sets or resets and the
+    runner does not set (`runner_sets`): once v holds a value of TYPE, the statement gives v that
+    same value again."""
     bare = [_without_comments(sql) for sql in statements]
     setters: dict[str, int] = {}
     for sql in bare:
