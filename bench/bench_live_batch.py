@@ -20,22 +20,8 @@ from cryptodb.ingest.messages import encode_rows
 from cryptodb.ingest.schema import TICKS
 
 import cryptodb
+from cryptodb.live.offline import OfflineMessage
 from cryptodb.live.runner import LiveOptions, LiveRunner
-
-
-class Message:
-    """A consumed Kafka message, as confluent_kafka gives it to the runner."""
-
-    def __init__(self, value: bytes, offset: int):
-        self._value, self._offset = value, offset
-
-    def value(self): return self._value
-    def key(self): return b""
-    def topic(self): return "bench"
-    def partition(self): return 0
-    def offset(self): return self._offset
-    def timestamp(self): return (1, time.time_ns() // 1_000_000)
-    def error(self): return None
 
 
 def main() -> None:
@@ -49,7 +35,7 @@ def main() -> None:
     with cryptodb.connect(folder / "source.duckdb") as db:
         db.generate(symbols=20, ticks=n, seed=4)
         ticks = db.sql(f"SELECT {', '.join(TICKS.names)} FROM ticks ORDER BY ts, symbol, seq").to_arrow_table()
-    messages = [Message(p, i) for i, p in enumerate(encode_rows("ticks", ticks))]
+    messages = [OfflineMessage(p, i, topic="bench") for i, p in enumerate(encode_rows("ticks", ticks))]
     plain, committing = [], []
     warm_up = 50 if args.batches > 100 else 1  # numba loads its kernels, plans are made
     with cryptodb.connect(folder / "live.duckdb") as db:

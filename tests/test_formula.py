@@ -8,11 +8,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-from cryptodb.engine import formula, shortcut
 from cryptodb.udfs import rowwise
 from sqlglot import parse_one
 
 import cryptodb
+from cryptodb.engine import formula, shortcut
 
 COLUMNS = ("a", "b", "c", "d", "e")
 

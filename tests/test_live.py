@@ -20,6 +20,7 @@ from cryptodb.ingest.replay import replay_to_kafka
 from cryptodb.ingest.schema import TICKS
 
 import cryptodb
+from cryptodb.live.offline import OfflineMessage
 
 SYMBOLS, TICKS_PER_RUN, SEED = 3, 3000, 5
 
@@ -167,21 +168,6 @@ def test_bad_late_and_duplicate_messages(kafka_broker, tmp_path):
     assert letters[1][1] == "{not json"
 
 
-class Message:
-    """A consumed Kafka message, as confluent_kafka gives it to the runner."""
-
-    def __init__(self, value: bytes, offset: int):
-        self._value, self._offset = value, offset
-
-    def value(self): return self._value
-    def key(self): return b"BTC-USD"
-    def topic(self): return "t"
-    def partition(self): return 0
-    def offset(self): return self._offset
-    def timestamp(self): return (1, time.time_ns() // 1_000_000)
-    def error(self): return None
-
-
 def test_ticks_waiting_for_a_commit_count_as_stored(tmp_path):
     """With --commit-ms, a tick repeated from a batch not committed yet is a duplicate (not a late
     tick), and the batches' rows reach the store at their commit, once."""
@@ -191,7 +177,7 @@ def test_ticks_waiting_for_a_commit_count_as_stored(tmp_path):
     late = good.slice(2, 1).set_column(3, "seq", pa.array([0], pa.int64()))
     payloads = encode_rows("ticks", good.slice(0, 3)) + encode_rows("ticks", good.slice(1, 1)) + \
         encode_rows("ticks", late) + encode_rows("ticks", good.slice(3, 1))
-    messages = [Message(p, i) for i, p in enumerate(payloads)]
+    messages = [OfflineMessage(p, i, topic="t", key=b"BTC-USD") for i, p in enumerate(payloads)]
     path = tmp_path / "live.duckdb"
     with cryptodb.connect(path) as db:
         runner = LiveRunner(db, LiveOptions(topic="t", commit_ms=60_000, print_signals=False))
