@@ -13,6 +13,13 @@ A row evicts what leaves the ring (a deque member leaving is that deque's front)
 members it dominates and links itself at the back: every row enters and leaves each deque once,
 O(1) amortised, never a rescan of the window. Among equal values the newest stays (a new row pops
 equal backs): TA-Lib's tie rule for AROON, which reports how many rows ago the latest extreme was.
+
+A long run of one partition's rows under an INTEGER window (the store's order: each partition's
+rows together) skips the deques: van Herk / Gil-Werman takes each window's extreme from a prefix
+and a suffix extreme of fixed blocks, three comparisons a row and no data-dependent branch, where
+a deque pops an unpredictable number of members (~29 ns a row against ~6). The ring is left
+holding the window as the deques would, and the deques are marked STALE: a later short run (a
+live batch) rebuilds them from the ring by replaying its rows, so both paths give the same rows.
 """
 
 from __future__ import annotations
@@ -30,6 +37,11 @@ LINKED = (*RING, "link")  # the growable arrays: ring values (high, low), ts, an
 NEXT_HI, PREV_HI, NEXT_LO, PREV_LO = 0, 1, 2, 3  # link[g, slot, :]
 FRONT_HI, BACK_HI, FRONT_LO, BACK_LO = 0, 1, 2, 3  # ends[g, :]; -1 = empty deque
 NONE = -1  # a result column not asked for
+STALE = -2  # ends[g, 0] after a run went by blocks: partition g's deques must be rebuilt from its ring
+# A run of one partition's rows goes by blocks from this many rows on (and at least four windows: it
+# copies the window before it and rewrites the ring once).
+BLOCK_RUN_ROWS = 512
+BLOCK_SEGMENT = 4096  # values a run by blocks takes at a time (with the window before them: in cache)
 
 
 def deque_state(groups: int, window: Window) -> dict[str, np.ndarray]:
@@ -186,6 +198,177 @@ def extremes_core(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, cou
     return len(rows)
 
 
+@njit(cache=True)
+def _sliding_extreme(values, m, n, first, is_max, pre, suf, out):
+    """out[k - first] = the max (min) of values[k - n + 1 : k + 1], for first <= k < m (first >= n - 1).
+
+    Blocks of n values from values[0]: a window is the suffix of one block and the prefix of the
+    next, and `pre` / `suf` hold every value's running extreme within its block from the block's
+    start / down from its end. Of equal values the newer is taken, as the deques do (-0.0 and 0.0
+    compare equal but are different results)."""
+    k = 0
+    while k < m:
+        stop = min(k + n, m)
+        run = values[k]
+        pre[k] = run
+        for j in range(k + 1, stop):
+            v = values[j]
+            if is_max:
+                run = v if v >= run else run
+            else:
+                run = v if v <= run else run
+            pre[j] = run
+        run = values[stop - 1]
+        suf[stop - 1] = run
+        for j in range(stop - 2, k - 1, -1):
+            v = values[j]
+            if is_max:
+                run = run if run >= v else v
+            else:
+                run = run if run <= v else v
+            suf[j] = run
+        k = stop
+    for k in range(first, m):
+        newer = pre[k]
+        older = suf[k - n + 1]
+        if is_max:
+            out[k - first] = newer if newer >= older else older
+        else:
+            out[k - first] = newer if newer <= older else older
+
+
+@njit(cache=True, inline="always")
+def _emit(dest, r, c_max, c_min, c_mid, hi_val, lo_val):
+    if c_max >= 0:
+        dest[r, c_max] = hi_val
+    if c_min >= 0:
+        dest[r, c_min] = lo_val
+    if c_mid >= 0:
+        dest[r, c_mid] = (hi_val + lo_val) / 2.0
+
+
+@njit(cache=True)
+def _run_by_blocks(rows, p0, p1, g, ts, hi, lo, gate, n, head, count, buf, bts, seen, ends, dest, c_max, c_min,
+                   c_mid, v_hi, v_lo, v_ts, at, pre, suf, ext_hi, ext_lo):
+    """rows[p0:p1], all of partition g's, under an INTEGER window of n rows, a segment at a time:
+    the window before a segment's values and the values themselves in v_* (kept in cache: whole
+    runs in fresh arrays took twice as long), each window's extremes by `_sliding_extreme`. Leaves
+    the ring holding the last n values (head 0) and the deques STALE. The scratch arrays hold n
+    values more than `at` (a segment)."""
+    cap = buf.shape[1]
+    segment = len(at)
+    c = count[g]  # values in v_*: the ring's, oldest first, then the segment's
+    j = head[g]
+    for k in range(c):
+        v_hi[k] = buf[g, j, 0]
+        v_lo[k] = buf[g, j, 1]
+        v_ts[k] = bts[g, j]
+        j = j + 1 if j + 1 < cap else 0
+    done = seen[g]  # values the partition has had before v_*[c]
+    p = p0
+    while p < p1:
+        m = c
+        while p < p1 and m - c < segment:
+            r = rows[p]
+            p += 1
+            a = hi[r]
+            b = lo[r]
+            if math.isnan(a) or math.isnan(b) or math.isnan(gate[r]):
+                _emit(dest, r, c_max, c_min, c_mid, np.nan, np.nan)  # skipped, state untouched
+                continue
+            v_hi[m] = a
+            v_lo[m] = b
+            v_ts[m] = ts[r]
+            at[m - c] = r
+            m += 1
+        first = max(c, c + n - 1 - done)  # the first value whose window is full (done + k - c + 1 >= n)
+        for k in range(c, min(first, m)):
+            _emit(dest, at[k - c], c_max, c_min, c_mid, np.nan, np.nan)
+        if first < m:
+            if c_max >= 0 or c_mid >= 0:
+                _sliding_extreme(v_hi, m, n, first, True, pre, suf, ext_hi)
+            if c_min >= 0 or c_mid >= 0:
+                _sliding_extreme(v_lo, m, n, first, False, pre, suf, ext_lo)
+            for k in range(first, m):
+                _emit(dest, at[k - c], c_max, c_min, c_mid, ext_hi[k - first], ext_lo[k - first])
+        done += m - c
+        keep = min(n, m)  # the window so far, to the front: the next segment's, then the ring's
+        for k in range(keep):
+            v_hi[k] = v_hi[m - keep + k]
+            v_lo[k] = v_lo[m - keep + k]
+            v_ts[k] = v_ts[m - keep + k]
+        c = keep
+    for k in range(c):
+        buf[g, k, 0] = v_hi[k]
+        buf[g, k, 1] = v_lo[k]
+        bts[g, k] = v_ts[k]
+    head[g] = 0
+    count[g] = c
+    seen[g] = done
+    ends[g, 0] = STALE
+
+
+@njit(cache=True)
+def _rebuild_deques(g, rows_n, head, count, buf, bts, link, seen, ends, want_max, want_min):
+    """Partition g's deques, from its ring: the ring's rows pushed again, oldest first, into an
+    emptied window (the same row numbers), so the state is the one the deques would have left."""
+    cap = buf.shape[1]
+    c = count[g]
+    v_hi = np.empty(c)
+    v_lo = np.empty(c)
+    v_ts = np.empty(c, np.int64)
+    j = head[g]
+    for k in range(c):
+        v_hi[k] = buf[g, j, 0]
+        v_lo[k] = buf[g, j, 1]
+        v_ts[k] = bts[g, j]
+        j = j + 1 if j + 1 < cap else 0
+    head[g] = 0
+    count[g] = 0
+    seen[g] -= c
+    ends[g, :] = -1
+    scratch = np.empty((c, 2))
+    extremes_core(0, np.arange(c), np.full(c, g, np.int64), v_ts, v_hi, v_lo, v_hi, rows_n, 0, head, count, buf,
+                  bts, link, seen, ends, scratch, 0 if want_max else NONE, 1 if want_min else NONE, NONE, NONE,
+                  NONE)
+
+
+@njit(cache=True)
+def extremes_by_runs(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, count, buf, bts, link, seen, ends,
+                     dest, c_max, c_min, c_mid, c_max_age, c_min_age):
+    """`extremes_core` for an INTEGER window without ages: each long run of one partition's rows
+    by blocks (`_run_by_blocks`), the rest through the deques (rebuilt first where a run by blocks
+    left them STALE)."""
+    want_max = c_max >= 0 or c_mid >= 0
+    want_min = c_min >= 0 or c_mid >= 0
+    long_run = max(BLOCK_RUN_ROWS, 4 * rows_n)
+    segment = max(BLOCK_SEGMENT, 4 * rows_n)
+    v_hi = np.empty(segment + rows_n)
+    v_lo = np.empty(segment + rows_n)
+    v_ts = np.empty(segment + rows_n, np.int64)
+    at = np.empty(segment, np.int64)
+    pre = np.empty(segment + rows_n)
+    suf = np.empty(segment + rows_n)
+    ext_hi = np.empty(segment)
+    ext_lo = np.empty(segment)
+    p = start
+    while p < len(rows):
+        g = gid[rows[p]]
+        q = p + 1
+        while q < len(rows) and gid[rows[q]] == g:
+            q += 1
+        if q - p >= long_run:
+            _run_by_blocks(rows, p, q, g, ts, hi, lo, gate, rows_n, head, count, buf, bts, seen, ends, dest, c_max,
+                           c_min, c_mid, v_hi, v_lo, v_ts, at, pre, suf, ext_hi, ext_lo)
+        else:
+            if ends[g, 0] == STALE:
+                _rebuild_deques(g, rows_n, head, count, buf, bts, link, seen, ends, want_max, want_min)
+            extremes_core(0, rows[p:q], gid, ts, hi, lo, gate, rows_n, span_ns, head, count, buf, bts, link, seen,
+                          ends, dest, c_max, c_min, c_mid, c_max_age, c_min_age)
+        p = q
+    return len(rows)
+
+
 def rolling_extremes(state: dict, hi: np.ndarray, lo: np.ndarray, ts, gid, rows, window: Window, dest: np.ndarray,
                      c_max: int = NONE, c_min: int = NONE, c_mid: int = NONE, c_max_age: int = NONE,
                      c_min_age: int = NONE, gate: np.ndarray | None = None) -> None:
@@ -193,7 +376,8 @@ def rolling_extremes(state: dict, hi: np.ndarray, lo: np.ndarray, ts, gid, rows,
     (indexed by row, like `out`). `gate`: another input of the kernel, whose NULL rows are skipped
     too (a row with any input NULL is skipped whole)."""
     gate = hi if gate is None else gate
-    drive(extremes_core, state, LINKED, rows, lambda s: (
+    by_runs = window.rows > 0 and c_max_age == NONE and c_min_age == NONE
+    drive(extremes_by_runs if by_runs else extremes_core, state, LINKED, rows, lambda s: (
         gid, ts, hi, lo, gate, window.rows, window.span_ns, s["head"], s["count"], s["buf"], s["bts"], s["link"],
         s["seen"], s["ends"], dest, c_max, c_min, c_mid, c_max_age, c_min_age))
 
