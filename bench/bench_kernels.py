@@ -36,10 +36,15 @@ def build_store(path: Path, ticks: int, symbols: int) -> None:
         db.compact()
 
 
-def best_of(fn, repeat: int = 3) -> tuple[float, object]:
+def best_of(fn, repeat: int = 5) -> tuple[float, object]:
+    """The fastest of `repeat` runs after a warm-up, and the last run's result. Each run starts with
+    the previous result released, as a session's next query would: in this VM fresh memory costs
+    ~1 s a GB to touch, and a run that holds the last result besides its own pays that for every
+    tool. Five runs, not three: runs of the same query differ by up to 30 % here."""
     fn()  # warm-up: numba and file caches
     times, result = [], None
     for _ in range(repeat):
+        result = None
         gc.collect()
         started = time.perf_counter()
         result = fn()
