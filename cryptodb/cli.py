@@ -423,7 +423,8 @@ def cmd_live(args) -> int:
     options = LiveOptions(
         bootstrap=args.bootstrap, topic=args.topic, group=args.group, script=args.script,
         params=parse_params(args.param), state_backend=args.state_backend, batch_rows=args.batch_rows,
-        batch_ms=args.batch_ms, commit_ms=args.commit_ms, signals_topic=args.signals_topic, export_topic=args.export_topic,
+        batch_ms=args.batch_ms, commit_ms=args.commit_ms, signals_topic=args.signals_topic,
+        export_topic=args.export_topic,
         max_batches=args.max_batches, idle_exit=args.idle_exit, print_signals=not args.quiet)
     with open_db(args) as db:
         totals = live(db, options)

@@ -49,7 +49,8 @@ def db():
     with cryptodb.connect() as db:
         for i, symbol in enumerate(["BTC-USD", "ETH-USD", "SOL-USD"]):
             db.insert_ticks(make_ticks(4000, symbol, seed=i, step_ns=7_000_003 * (i + 1)))
-        db.sql(f"CREATE TABLE r AS SELECT symbol, ts, seq, price, bid, ask, bid_size, ask_size, log_return(price) OVER w AS ret FROM ticks {W}")
+        db.sql("CREATE TABLE r AS SELECT symbol, ts, seq, price, bid, ask, bid_size, ask_size, "
+               f"log_return(price) OVER w AS ret FROM ticks {W}")
         yield db
 
 

@@ -202,10 +202,13 @@ def test_tardis_trades(tmp_path, suffix):
     ]
 
 
-DERIV = """exchange,symbol,timestamp,local_timestamp,funding_timestamp,funding_rate,predicted_funding_rate,open_interest,last_price,index_price,mark_price
-binance-futures,BTCUSDT,1700000000000000,1700000000001000,1700006400000000,0.0001,0.00012,12345.6,37010,37000.5,37005.25
-bitmex,ETHUSD,1700000001000000,1700000001002000,,-0.0002,,500,37011,37001,37006
-"""
+DERIV = (
+    "exchange,symbol,timestamp,local_timestamp,funding_timestamp,funding_rate,predicted_funding_rate,"
+    "open_interest,last_price,index_price,mark_price\n"
+    "binance-futures,BTCUSDT,1700000000000000,1700000000001000,1700006400000000,0.0001,0.00012,12345.6,37010,"
+    "37000.5,37005.25\n"
+    "bitmex,ETHUSD,1700000001000000,1700000001002000,,-0.0002,,500,37011,37001,37006\n"
+)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])

@@ -193,7 +193,8 @@ GOLDEN = [
     Golden("triangular_arbitrage(ab, bc, ac, fees_bps)", _triangular),
     Golden("fx_cross(a_quote, b_quote)", lambda a_quote, b_quote: a_quote / b_quote),
     Golden("pip_value(size, pip, quote_to_account)", lambda size, pip, quote_to_account: size * pip * quote_to_account),
-    Golden("forward_points(spot, r_dom, r_for, t)", lambda spot, r_dom, r_for, t: spot * math.exp((r_dom - r_for) * t) - spot),
+    Golden("forward_points(spot, r_dom, r_for, t)",
+           lambda spot, r_dom, r_for, t: spot * math.exp((r_dom - r_for) * t) - spot),
     Golden("cip_basis(spot, fwd, r_dom, r_for, t)", _cip),
     Golden("carry_signal(r_dom, r_for, vol)", lambda r_dom, r_for, vol: (r_dom - r_for) - vol),
     Golden("carry_signal(r_dom, r_for, vol, k := k)", lambda r_dom, r_for, vol, k: (r_dom - r_for) - k * vol),
@@ -296,7 +297,8 @@ def test_zero_denominators_give_null_never_inf_or_nan(db):
 
 
 def test_struct_fields_and_literal_defaults(db):
-    rows = db.sql("SELECT (triangular_arbitrage(1.0, 2.0, 1.9, 1)).route, triangular_arbitrage(1.0, 2.0, 2.1, 0).edge_bps,"
+    rows = db.sql("SELECT (triangular_arbitrage(1.0, 2.0, 1.9, 1)).route,"
+                  " triangular_arbitrage(1.0, 2.0, 2.1, 0).edge_bps,"
                   " funding_apr(0.0001), funding_apr(0.0001, 1), funding_apr(0.0001, hours := 1),"
                   " cornish_fisher_var(0, 1, 0, 0), cornish_fisher_var(0, 1, 0, 0, alpha := 0.01)").fetchall()[0]
     assert rows[0] == "A>B>C>A"  # 2.0/1.9 - 1 beats 1.9/2.0 - 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import njit
 from .kernel import Window, ensure_capacity
 
 INITIAL_INTERVAL_CAPACITY = 16
