@@ -77,6 +77,17 @@ def _put(head, count, seen, ends, g, h, cnt, s, front_hi, back_hi, front_lo, bac
     ends[g, BACK_LO] = back_lo
 
 
+@njit(cache=True, inline="always")
+def _emit(dest, r, c_max, c_min, c_mid, hi_val, lo_val):
+    """A row's asked columns of `dest` (NONE: not asked)."""
+    if c_max >= 0:
+        dest[r, c_max] = hi_val
+    if c_min >= 0:
+        dest[r, c_min] = lo_val
+    if c_mid >= 0:
+        dest[r, c_mid] = (hi_val + lo_val) / 2.0
+
+
 @njit(cache=True)
 def extremes_core(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, count, buf, bts, link, seen, ends,
                   dest, c_max, c_min, c_mid, c_max_age, c_min_age):
@@ -184,12 +195,7 @@ def extremes_core(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, cou
                     lo_val = buf[g, _slot(h, front_lo, oldest, cap), 1]
                     lo_age = s - front_lo
             s += 1
-        if c_max >= 0:
-            dest[r, c_max] = hi_val
-        if c_min >= 0:
-            dest[r, c_min] = lo_val
-        if c_mid >= 0:
-            dest[r, c_mid] = (hi_val + lo_val) / 2.0
+        _emit(dest, r, c_max, c_min, c_mid, hi_val, lo_val)
         if c_max_age >= 0:
             dest[r, c_max_age] = hi_age
         if c_min_age >= 0:
@@ -199,53 +205,51 @@ def extremes_core(start, rows, gid, ts, hi, lo, gate, rows_n, span_ns, head, cou
     return len(rows)
 
 
+@njit(cache=True, inline="always")
+def _newer_extreme(newer, older, is_max):
+    """The larger (smaller) of two values, the newer of equal ones, as the deques keep it (-0.0 and
+    0.0 compare equal but are different results)."""
+    if is_max:
+        return newer if newer >= older else older
+    return newer if newer <= older else older
+
+
 @njit(cache=True)
 def _sliding_extreme(values, m, n, first, is_max, pre, suf, out):
     """out[k - first] = the max (min) of values[k - n + 1 : k + 1], for first <= k < m (first >= n - 1).
 
     Blocks of n values from values[0]: a window is the suffix of one block and the prefix of the
     next, and `pre` / `suf` hold every value's running extreme within its block from the block's
-    start / down from its end. Of equal values the newer is taken, as the deques do (-0.0 and 0.0
-    compare equal but are different results)."""
+    start / down from its end."""
     k = 0
     while k < m:
         stop = min(k + n, m)
         run = values[k]
         pre[k] = run
         for j in range(k + 1, stop):
-            v = values[j]
-            if is_max:
-                run = v if v >= run else run
-            else:
-                run = v if v <= run else run
+            run = _newer_extreme(values[j], run, is_max)
             pre[j] = run
         run = values[stop - 1]
         suf[stop - 1] = run
         for j in range(stop - 2, k - 1, -1):
-            v = values[j]
-            if is_max:
-                run = run if run >= v else v
-            else:
-                run = run if run <= v else v
+            run = _newer_extreme(run, values[j], is_max)
             suf[j] = run
         k = stop
     for k in range(first, m):
-        newer = pre[k]
-        older = suf[k - n + 1]
-        if is_max:
-            out[k - first] = newer if newer >= older else older
-        else:
-            out[k - first] = newer if newer <= older else older
+        out[k - first] = _newer_extreme(pre[k], suf[k - n + 1], is_max)
 
 
 @njit(cache=True, inline="always")
-def _emit(dest, r, c_max, c_min, c_mid, hi_val, lo_val):
-    if c_max >= 0:
-        dest[r, c_max] = hi_val
-    if c_min >= 0:
-        dest[r, c_min] = lo_val
-    if c_mid >= 0:
-        dest[r, c_mid] = (hi_val + lo_val) / 2.0
+def _unroll_ring(g, head, count, buf, bts, v_hi, v_lo, v_ts):
+    """Partition g's window, oldest first, to the front of v_*; returns how many rows it holds."""
+    cap = buf.shape[1]
+    j = head[g]
+    for k in range(count[g]):
+        v_hi[k] = buf[g, j, 0]
+        v_lo[k] = buf[g, j, 1]
+        v_ts[k] = bts[g, j]
+        j = j + 1 if j + 1 < cap else 0
+    return count[g]
 
 
 @njit(cache=True)
@@ -256,15 +260,8 @@ def _run_by_blocks(rows, p0, p1, g, ts, hi, lo, gate, n, head, count, buf, bts, 
     runs in fresh arrays took twice as long), each window's extremes by `_sliding_extreme`. Leaves
     the ring holding the last n values (head 0) and the deques STALE. The scratch arrays hold n
     values more than `at` (a segment)."""
-    cap = buf.shape[1]
     segment = len(at)
-    c = count[g]  # values in v_*: the ring's, oldest first, then the segment's
-    j = head[g]
-    for k in range(c):
-        v_hi[k] = buf[g, j, 0]
-        v_lo[k] = buf[g, j, 1]
-        v_ts[k] = bts[g, j]
-        j = j + 1 if j + 1 < cap else 0
+    c = _unroll_ring(g, head, count, buf, bts, v_hi, v_lo, v_ts)  # in v_*: the ring's, then the segment's
     done = seen[g]  # values the partition has had before v_*[c]
     p = p0
     while p < p1:
@@ -313,17 +310,11 @@ def _run_by_blocks(rows, p0, p1, g, ts, hi, lo, gate, n, head, count, buf, bts, 
 def _rebuild_deques(g, rows_n, head, count, buf, bts, link, seen, ends, want_max, want_min):
     """Partition g's deques, from its ring: the ring's rows pushed again, oldest first, into an
     emptied window (the same row numbers), so the state is the one the deques would have left."""
-    cap = buf.shape[1]
     c = count[g]
     v_hi = np.empty(c)
     v_lo = np.empty(c)
     v_ts = np.empty(c, np.int64)
-    j = head[g]
-    for k in range(c):
-        v_hi[k] = buf[g, j, 0]
-        v_lo[k] = buf[g, j, 1]
-        v_ts[k] = bts[g, j]
-        j = j + 1 if j + 1 < cap else 0
+    _unroll_ring(g, head, count, buf, bts, v_hi, v_lo, v_ts)
     head[g] = 0
     count[g] = 0
     seen[g] -= c
