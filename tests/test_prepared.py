@@ -135,7 +135,7 @@ def test_window_orders_are_shared_only_by_the_same_key_buffers():
     orders = WindowOrders()
     table = pa.table({"symbol": ["a", "b", "a"], "ts": [3, 1, 2]})
     by = (["symbol"], [("ts", False, False)])
-    gid, groups, rows, in_order, _ = first = orders.order(table, *by)
+    gid, groups, rows, in_order, _, _ = first = orders.order(table, *by)
     assert list(gid) == [0, 1, 0] and groups == 2 and list(rows) == [2, 0, 1] and not in_order
     # A later scope's rows holding the very same key columns (plus others): ordered once.
     again = orders.order(pa.table({"x": [1.0, 2.0, 3.0], "symbol": table.column("symbol"), "ts": table.column("ts")}),

@@ -136,17 +136,19 @@ def _head_codes(heads: pa.Array) -> tuple[np.ndarray, int]:
     return codes, k + int(encoded.indices.null_count > 0)
 
 
-def partition_ids(table: pa.Table, columns: list[str]) -> tuple[np.ndarray, int]:
-    """Dense partition ids 0..G-1 (NULL is a partition of its own, as in SQL).
+def partition_ids(table: pa.Table, columns: list[str]) -> tuple[np.ndarray, int, np.ndarray]:
+    """Dense partition ids 0..G-1 (NULL is a partition of its own, as in SQL), and the rows where
+    runs of equal keys start.
 
     Rows of a partition mostly come in runs (one file per symbol and day), so only the first row
     of each run is encoded, not every row: with several key columns the runs are those of the
-    columns together (every place where any column changes)."""
+    columns together (every place where any column changes). As many runs as partitions means
+    each partition's rows are stored together."""
     n = table.num_rows
     if not columns:
-        return np.zeros(n, np.int64), 1
+        return np.zeros(n, np.int64), 1, np.zeros(min(n, 1), np.int64)
     if n == 0:
-        return np.zeros(0, np.int64), 0
+        return np.zeros(0, np.int64), 0, np.zeros(0, np.int64)
     arrays = [table.column(c).combine_chunks() for c in columns]
     starts = _run_starts(arrays[0])
     for arr in arrays[1:]:
@@ -158,7 +160,8 @@ def partition_ids(table: pa.Table, columns: list[str]) -> tuple[np.ndarray, int]
         # Densify after each column (over the runs, not the rows), so the products stay small.
         uniques, head_codes = np.unique(head_codes * k + codes, return_inverse=True)
         groups = len(uniques)
-    return _expand_runs(head_codes.astype(np.int64), starts.astype(np.int64), n), groups
+    starts = starts.astype(np.int64)
+    return _expand_runs(head_codes.astype(np.int64), starts, n), groups, starts
 
 
 def _expand_runs(codes: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
@@ -226,6 +229,23 @@ def _in_order(gid, keys, groups):
     return True
 
 
+@njit(cache=True)
+def _runs_in_order(keys, starts, n):
+    """`_in_order` when each partition's rows are stored together from `starts`: each row is
+    compared with the row before it, except a partition's first, and no partition id is read."""
+    j = 1  # the next partition's first row is starts[j]
+    for r in range(1, n):
+        if j < len(starts) and r == starts[j]:
+            j += 1
+            continue
+        for k in range(len(keys)):
+            if keys[k][r] > keys[k][r - 1]:
+                break
+            if keys[k][r] < keys[k][r - 1]:
+                return False
+    return True
+
+
 _IDENTITY = np.arange(0, dtype=np.int64)
 
 
@@ -238,12 +258,14 @@ def identity(n: int) -> np.ndarray:
     return _IDENTITY[:n]
 
 
-def processing_order(gid: np.ndarray, keys: tuple[np.ndarray, ...], groups: int) -> tuple[np.ndarray, bool]:
+def processing_order(gid: np.ndarray, keys: tuple[np.ndarray, ...], groups: int,
+                     runs: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
     """Row indices in processing order, and whether storage order already was that order. `keys`
     are the ORDER BY columns as int64 arrays: a tuple, not a matrix, since stacking research's ts
-    and seq into one (0.3 s over 10M rows) cost more than checking the order."""
+    and seq into one (0.3 s over 10M rows) cost more than checking the order. `runs`: where each
+    partition's rows start, when every partition's rows are stored together."""
     n = len(gid)
-    if _in_order(gid, keys, groups):
+    if _runs_in_order(keys, runs, n) if runs is not None else _in_order(gid, keys, groups):
         return identity(n), True
     sort_keys = list(keys[::-1]) + [gid]
     return np.lexsort(sort_keys).astype(np.int64), False
@@ -275,11 +297,20 @@ def _contiguous_cuts(gid, rows, groups, parts):
     return cuts
 
 
-def split_points(gid: np.ndarray, rows: np.ndarray, groups: int, parts: int) -> list[tuple[int, int]]:
-    """Ranges of `rows` holding whole partitions, so that one kernel runs on several threads."""
-    if parts < 2 or groups < 2 or len(rows) < 100_000:
-        return [(0, len(rows))]
-    cuts = _contiguous_cuts(gid, rows, groups, parts)
+def split_points(gid: np.ndarray, rows: np.ndarray, groups: int, parts: int,
+                 runs: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Ranges of `rows` holding whole partitions, so that one kernel runs on several threads.
+    `runs`: where each partition starts, when `rows` is storage order and stores each partition's
+    rows together (then the cuts are the partition starts nearest to even shares, found without
+    reading every row)."""
+    n = len(rows)
+    if parts < 2 or groups < 2 or n < 100_000:
+        return [(0, n)]
+    if runs is not None:
+        at = np.searchsorted(runs, np.arange(1, parts) * n // parts)
+        cuts = np.concatenate([[0], np.where(at < len(runs), runs[np.minimum(at, len(runs) - 1)], n), [n]])
+    else:
+        cuts = _contiguous_cuts(gid, rows, groups, parts)
     if not len(cuts):
         return [(0, len(rows))]
     return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
@@ -393,16 +424,20 @@ class WindowOrders:
         self._entries: dict[tuple, tuple] = {}
 
     def order(self, table: pa.Table, part_cols: list[str], order_cols: list[tuple]) -> tuple:
-        """(gid, groups, rows, in_order, first key as int64 or None when it is not an ascending time)."""
+        """(gid, groups, rows, in_order, first key as int64 or None when it is not an ascending time,
+        each partition's first row when rows are in storage order and each partition's are
+        together, else None)."""
         columns = [table.column(c) for c in part_cols] + [table.column(c) for c, _, _ in order_cols]
         identity = (len(part_cols), tuple(map(_buffers_of, columns)), tuple((d, nf) for _, d, nf in order_cols))
         entry = self._entries.get(identity)
         if entry is None:
-            gid, groups, keyed = _ids_and_keys(table, part_cols, order_cols)
-            rows, in_order = processing_order(gid, tuple(k for k, _ in keyed), groups)
+            gid, groups, starts, keyed = _ids_and_keys(table, part_cols, order_cols)
+            runs = starts if len(starts) == groups else None
+            rows, in_order = processing_order(gid, tuple(k for k, _ in keyed), groups, runs)
             first_is_time = keyed[0][1] and not order_cols[0][1]
             entry = self._entries[identity] = (columns, (gid, groups, rows, in_order,
-                                                         keyed[0][0] if first_is_time else None))
+                                                         keyed[0][0] if first_is_time else None,
+                                                         runs if in_order else None))
         return entry[1]
 
 
@@ -433,10 +468,10 @@ def compute(table: pa.Table, plan: ScopePlan, states: ResidentStates | None = No
     orders = orders or WindowOrders()
     windows = {}
     for key, (part_cols, order_cols) in plan.key_columns.items():
-        gid, groups, rows, in_order, ts = orders.order(table, part_cols, order_cols)
+        gid, groups, rows, in_order, ts, runs = orders.order(table, part_cols, order_cols)
         if states is None:
             resume = None
-            pieces = split_points(gid, rows, groups, _THREADS)
+            pieces = split_points(gid, rows, groups, _THREADS, runs)
         else:  # saved states are per partition: the call runs whole, not in pieces
             resume = (states, scope_id, partition_names(table, part_cols, gid, groups))
             pieces = [(0, len(rows))]
