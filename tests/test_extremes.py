@@ -1,7 +1,8 @@
 """Rolling extremes over long runs of one partition's rows (the store's order) go by blocks, the
 rest through the deques (udfs.extremes). Both must give the same rows, bit for bit, whatever the
-order the rows come in and however a partition is split into batches: checked against pandas and
-against the same rows processed interleaved (runs of one row: the deques only)."""
+order the rows come in and however a partition is split into batches: checked against pandas,
+against the same rows in batches too short to go by blocks (the deques only), and against them
+interleaved."""
 
 import numpy as np
 import pandas as pd
@@ -37,9 +38,17 @@ def contiguous_market(seed: int):
     return gid, np.arange(n, dtype=np.int64) * 1_000_000_000, cols
 
 
-def run(spec, params, cols, ts, gid, order):
+def run(spec, params, cols, ts, gid, order, batch_rows=None):
+    """The kernel over the rows in `order`, in one call or in calls of `batch_rows` rows."""
     state = spec.new_state(params, int(gid.max()) + 1)
-    return spec.run(state, [cols[c] for c in spec.inputs], ts, gid, order, params)
+    inputs = [cols[c] for c in spec.inputs]
+    if batch_rows is None:
+        return spec.run(state, inputs, ts, gid, order, params)
+    out = np.full((len(gid), len(spec.outputs)), np.nan)
+    for at in range(0, len(order), batch_rows):
+        rows = order[at:at + batch_rows]
+        out[rows] = spec.run(state, inputs, ts, gid, rows, params)[rows]
+    return out
 
 
 def round_robin(gid: np.ndarray) -> np.ndarray:
@@ -58,9 +67,10 @@ def test_runs_by_blocks_equal_the_deques_and_pandas(name, given):
     spec = KERNELS[name]
     params = spec.bind([], given)
     gid, ts, cols = contiguous_market(1)
-    by_blocks = run(spec, params, cols, ts, gid, np.arange(len(gid)))
-    by_deques = run(spec, params, cols, ts, gid, round_robin(gid))
-    assert same_bits(by_blocks, by_deques)
+    storage = np.arange(len(gid))
+    by_blocks = run(spec, params, cols, ts, gid, storage)
+    assert same_bits(by_blocks, run(spec, params, cols, ts, gid, storage, batch_rows=BLOCK_RUN_ROWS - 1))
+    assert same_bits(by_blocks, run(spec, params, cols, ts, gid, round_robin(gid)))
     if name not in ("rolling_min", "rolling_max", "donchian"):
         return  # willr and stoch are checked against TA-Lib in test_kernels_talib
     n = params["n"].rows
